@@ -1,0 +1,207 @@
+"""Runners: `rnn` drives one cell over a padded batch, `CondRNN` a conditional (two-cell) RNN.
+
+Both compute every input projection they can before the loop, so that the loop holds only what
+truly depends on the previous state. At a padded position (mask 0) the state is carried
+unchanged, so a padded batch gives exactly the results of the unpadded sequences.
+"""
+
+import tensorflow as tf
+
+v1 = tf.compat.v1
+
+# Steps of an RNN depend on each other, but the loop's bookkeeping (reading inputs, writing
+# outputs) and, in the backward pass, the weight-gradient products of different steps do not.
+PARALLEL_ITERATIONS = 32
+
+
+def _time_major(x):
+    return tf.transpose(x, [1, 0] + list(range(2, x.shape.rank)))
+
+
+def _carry(mask_t, new, prev):
+    """m*new + (1-m)*prev for m in {0, 1}: the new state at tokens, the old one at padding.
+
+    Written as a select so that m = 1 gives exactly `new` (beam search compares steps with
+    whole-sequence runs) and the backward pass needs no products.
+    """
+    return tf.where(mask_t, new, prev)
+
+
+def _loop(step, sequences, mask, state, reverse, num_extras=0):
+    """Runs `step(inputs_t, state) -> (new_state, extras)` over time.
+
+    sequences: time-major tensors [T, B, ...]; mask: [B, T] float (1 token, 0 pad).
+    Returns (states [T, B, state_size], [extras [T, B, ...]], final_state); the states are the
+    carried ones (masked), the extras as the step returned them.
+    """
+    mask_tm = tf.expand_dims(tf.transpose(mask) > 0, -1)  # [T, B, 1] bool
+    length = tf.shape(mask_tm)[0]
+    static_length = mask.shape[1] if mask.shape.rank == 2 else None
+
+    def array(value=None):
+        ta = tf.TensorArray(tf.float32 if value is None else value.dtype, size=length)
+        return ta if value is None else ta.unstack(value)
+
+    inputs = [array(s) for s in sequences]
+    masks = array(mask_tm)
+    outputs = [array() for _ in range(1 + num_extras)]
+
+    def body(t, state, outputs):
+        pos = length - 1 - t if reverse else t
+        new_state, extras = step([ta.read(pos) for ta in inputs], state)
+        state = _carry(masks.read(pos), new_state, state)
+        values = [state] + list(extras)
+        outputs = [ta.write(pos, v) for ta, v in zip(outputs, values, strict=True)]
+        return t + 1, state, outputs
+
+    _, final_state, outputs = v1.while_loop(
+        lambda t, *_: t < length,
+        body,
+        (tf.constant(0), state, outputs),
+        parallel_iterations=PARALLEL_ITERATIONS,
+        swap_memory=False,
+        maximum_iterations=static_length,
+    )
+    stacked = [ta.stack() for ta in outputs]
+    return stacked[0], stacked[1:], final_state
+
+
+def _batch_major(states_tm, cell):
+    """[T, B, state_size] carried states -> outputs h [B, T, d]."""
+    return _time_major(cell.output(states_tm))
+
+
+def rnn(cell, inputs, mask, initial_state=None, reverse=False):
+    """Runs `cell` over inputs [B, T, d_in] with mask [B, T] (1 token, 0 pad).
+
+    Returns (outputs [B, T, d], final_state [B, state_size]). reverse=True runs right to left
+    (outputs stay in input order); on right-padded batches the padding comes first and leaves
+    the initial state untouched.
+    """
+    inputs, mask = tf.convert_to_tensor(inputs), tf.cast(mask, tf.float32)
+    # Transposing the narrower inputs, not the projection, is the cheaper way to time-major.
+    proj = cell.project(_time_major(inputs))
+    if initial_state is None:
+        initial_state = cell.zero_state(tf.shape(inputs)[0])
+
+    def step(inputs_t, state):
+        return cell.step(inputs_t[0], state), []
+
+    states, _, final_state = _loop(step, [proj], mask, initial_state, reverse)
+    return _batch_major(states, cell), final_state
+
+
+class CondRNN:
+    """Conditional RNN (the dl4mt cGRU pattern, with any cell).
+
+    Per step:  s = lower.step(lower.project(x_t), state)
+               c_t = attention(query=lower.output(s), memory)   if `attention` is given,
+               c_t = memory[:, t]                               otherwise (aligned memory)
+               state = higher.step(higher.project(c_t), s)
+    The state carried between steps is the higher cell's, so both cells need the same
+    state_size. In aligned mode the higher projection is computed for all steps before the loop.
+    """
+
+    def __init__(self, lower, higher, attention=None):
+        if lower.state_size != higher.state_size:
+            raise ValueError(f"state sizes differ: {lower!r} vs {higher!r}")
+        self.lower = lower
+        self.higher = higher
+        self.attention = attention
+
+    @property
+    def hidden_size(self):
+        return self.higher.hidden_size
+
+    @property
+    def state_size(self):
+        return self.higher.state_size
+
+    def zero_state(self, batch_size):
+        return self.higher.zero_state(batch_size)
+
+    def build(self, input_size, memory_size):
+        """Creates every variable (both cells, attention) outside any loop.
+
+        input_size None skips the lower cell (for `precompute`, which does not know it).
+        """
+        if input_size is not None:
+            self.lower.build(input_size)
+        self.higher.build(memory_size)
+        if self.attention is not None:
+            self.attention.build(memory_size, query_size=self.lower.hidden_size)
+
+    def precompute(self, memory, memory_mask=None):
+        """Cache for stepping: memory [B, S, d_mem], its mask [B, S] and the attention keys."""
+        if memory_mask is None:
+            memory_mask = tf.ones(tf.shape(memory)[:2])
+        cache = {"memory": memory, "mask": tf.cast(memory_mask, tf.float32)}
+        if self.attention is not None:
+            self.build(None, memory.shape[-1])
+            cache["keys"] = self.attention.precompute_keys(memory)
+        return cache
+
+    def _attend_and_update(self, s, cache, memory_t=None):
+        """The part of a step after the lower cell: the context, then the higher cell."""
+        if self.attention is None:
+            context = memory_t
+        else:
+            query = self.lower.output(s)
+            context, _ = self.attention(query, cache["keys"], cache["memory"], cache["mask"])
+        return context, self.higher.step(self.higher.project(context), s)
+
+    def __call__(self, inputs, mask, memory, memory_mask=None, initial_state=None, reverse=False):
+        """inputs [B, T, d_in], mask [B, T]; memory [B, S, d_mem] with memory_mask [B, S]
+        (attention), or [B, T, d_mem] aligned with the inputs (no attention).
+
+        Returns (outputs [B, T, d], contexts [B, T, d_mem], final_state [B, state_size]).
+        """
+        inputs, memory = tf.convert_to_tensor(inputs), tf.convert_to_tensor(memory)
+        mask = tf.cast(mask, tf.float32)
+        self.build(inputs.shape[-1], memory.shape[-1])
+        lower_proj = self.lower.project(_time_major(inputs))
+        if initial_state is None:
+            initial_state = self.zero_state(tf.shape(inputs)[0])
+
+        if self.attention is None:
+            higher_proj = self.higher.project(_time_major(memory))
+
+            def step(xs, state):
+                return self.higher.step(xs[1], self.lower.step(xs[0], state)), []
+
+            states, _, final_state = _loop(
+                step, [lower_proj, higher_proj], mask, initial_state, reverse
+            )
+            contexts = memory
+        else:
+            cache = self.precompute(memory, memory_mask)
+
+            def step(xs, state):
+                context, new_state = self._attend_and_update(self.lower.step(xs[0], state), cache)
+                return new_state, [context]
+
+            states, (contexts,), final_state = _loop(
+                step, [lower_proj], mask, initial_state, reverse, num_extras=1
+            )
+            contexts = _time_major(contexts)
+        return _batch_major(states, self.higher), contexts, final_state
+
+    def step(self, x_t, state, cache=None, memory_t=None):
+        """One step from the raw input x_t [B, d_in] and the carried state [B, state_size].
+
+        Attention mode needs `cache` (from `precompute`), aligned mode `memory_t` [B, d_mem].
+        Returns (output [B, d], context [B, d_mem], new_state), the numbers __call__ gives at
+        that position. No masking: the caller decides what happens to finished sequences.
+        """
+        if self.attention is not None:
+            if cache is None:
+                raise ValueError("CondRNN.step with attention needs cache=precompute(...)")
+            memory_size = cache["memory"].shape[-1]
+        elif memory_t is None:
+            raise ValueError("CondRNN.step without attention needs memory_t")
+        else:
+            memory_size = memory_t.shape[-1]
+        self.build(x_t.shape[-1], memory_size)
+        s = self.lower.step(self.lower.project(x_t), state)
+        context, new_state = self._attend_and_update(s, cache, memory_t=memory_t)
+        return self.higher.output(new_state), context, new_state

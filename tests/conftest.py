@@ -1,0 +1,18 @@
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import pytest  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+tf.compat.v1.disable_eager_execution()
+
+
+@pytest.fixture
+def graph():
+    """A fresh default graph per test, so variable names never collide between tests."""
+    g = tf.Graph()
+    with g.as_default():
+        yield g

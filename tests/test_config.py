@@ -1,0 +1,216 @@
+"""zero/config.py and run.py's handling of configuration errors."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+import run
+from zero import config as config_lib
+from zero.config import SCHEMA, load
+from zero.errors import UserError
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _yaml(tmp_path, text, name="c.yaml"):
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return str(path)
+
+
+def test_defaults():
+    config = load()
+    assert config == {key: spec[0] if key != "ensemble" else [] for key, spec in SCHEMA.items()}
+    assert config.hidden_size == 1024
+    with pytest.raises(AttributeError):
+        config.no_such_key  # noqa: B018
+
+
+def test_unknown_key_in_yaml_suggests_closest(tmp_path):
+    path = _yaml(tmp_path, "cell: gru\nhiden_size: 8\n")
+    with pytest.raises(UserError) as e:
+        load(path)
+    message = str(e.value)
+    assert path in message
+    assert "'hiden_size'" in message
+    assert "did you mean 'hidden_size'" in message
+
+
+def test_unknown_key_in_set_suggests_closest():
+    with pytest.raises(UserError, match=r"'hiden_size'.*did you mean 'hidden_size'"):
+        load(None, ["hiden_size=8"])
+    with pytest.raises(UserError, match="--set"):
+        load(None, ["lerning_rate=0.1"])
+
+
+def test_unknown_key_without_close_match():
+    with pytest.raises(UserError) as e:
+        load(None, ["zzzzzzzz=1"])
+    assert "'zzzzzzzz'" in str(e.value)
+    assert "did you mean" not in str(e.value)
+
+
+@pytest.mark.parametrize(
+    "text, key",
+    [
+        ("hidden_size: abc", "hidden_size"),
+        ("hidden_size: 1.5", "hidden_size"),
+        ("hidden_size: true", "hidden_size"),
+        ("layer_norm: 3", "layer_norm"),
+        ("dropout: fast", "dropout"),
+        ("hidden_size: null", "hidden_size"),
+        ("cell: [gru]", "cell"),
+    ],
+)
+def test_wrong_type_names_the_key(tmp_path, text, key):
+    with pytest.raises(UserError, match=f"'{key}'"):
+        load(_yaml(tmp_path, text + "\n"))
+    name, value = text.split(": ")
+    with pytest.raises(UserError, match=f"'{key}'"):
+        load(None, [f"{name}={value}"])
+
+
+def test_set_overrides_yaml_overrides_defaults(tmp_path):
+    path = _yaml(tmp_path, "hidden_size: 16\nembed_size: 32\ncell: gru\n")
+    config = load(path, ["embed_size=64", "seed=5"])
+    assert config.hidden_size == 16  # YAML over default
+    assert config.embed_size == 64  # --set over YAML
+    assert config.seed == 5  # --set over default
+    assert config.cell == "gru"
+    assert config.num_encoder_layers == SCHEMA["num_encoder_layers"][0]
+    # Later --set wins over an earlier one.
+    assert load(path, ["seed=5", "seed=6"]).seed == 6
+
+
+def test_int_to_float_coercion(tmp_path):
+    config = load(_yaml(tmp_path, "lr: 1\nclip_norm: 0\n"), ["dropout=0"])
+    for key, value in (("lr", 1.0), ("clip_norm", 0.0), ("dropout", 0.0)):
+        assert type(config[key]) is float and config[key] == value
+    assert type(load(None, ["lr=1e-3"]).lr) is float  # YAML 1.1 reads 1e-3 as a string
+    assert load(None, ["lr=1e-3"]).lr == 0.001
+
+
+def test_set_values_are_yaml_scalars_and_strings_stay_verbatim():
+    config = load(None, ["layer_norm=false", "num_heads=2", "output_dir=007", "src_lang=no"])
+    assert config.layer_norm is False
+    assert config.num_heads == 2
+    assert config.output_dir == "007"
+    assert config.src_lang == "no"  # not the YAML 1.1 boolean
+    assert load(None, ["ensemble=runs/a"]).ensemble == ["runs/a"]
+    assert load(None, ["ensemble=[runs/a, runs/b]"]).ensemble == ["runs/a", "runs/b"]
+    assert load(None, ["src_vocab=null"]).src_vocab is None
+
+
+def test_set_without_equals_sign():
+    with pytest.raises(UserError, match="key=value"):
+        load(None, ["hidden_size"])
+
+
+def test_yaml_file_problems(tmp_path):
+    with pytest.raises(UserError, match="not found"):
+        load(str(tmp_path / "missing.yaml"))
+    with pytest.raises(UserError, match="mapping"):
+        load(_yaml(tmp_path, "- a\n- b\n"))
+    with pytest.raises(UserError, match="YAML"):
+        load(_yaml(tmp_path, "a: [1\n"))
+    assert load(_yaml(tmp_path, "")) == load()
+
+
+@pytest.mark.parametrize("where", ["yaml", "set"])
+def test_unknown_cell_suggests_closest(tmp_path, where):
+    if where == "yaml":
+        args = (_yaml(tmp_path, "cell: lnr\n"), [])
+    else:
+        args = (None, ["cell=lnr"])
+    with pytest.raises(UserError) as e:
+        load(*args)
+    message = str(e.value)
+    assert "'cell'" in message and "'lnr'" in message and "'lrn'" in message
+    for name in ("lrn", "olrn", "gru", "lstm", "atr", "sru"):
+        assert name in message
+
+
+def test_cell_names_are_case_insensitive():
+    assert load(None, ["cell=oLRN"]).cell == "oLRN"
+    assert load(None, ["cell=LSTM"]).cell == "LSTM"
+
+
+@pytest.mark.parametrize(
+    "setting, key", [("lrn_activation=relu", "lrn_activation"), ("lr_schedule=noom", "lr_schedule")]
+)
+def test_other_named_choices(setting, key):
+    with pytest.raises(UserError, match=f"'{key}'"):
+        load(None, [setting])
+
+
+def test_saved_config_round_trip(tmp_path):
+    config = load(None, ["hidden_size=16", "cell=sru", "ensemble=[a, b]", "lr=0.5"])
+    path = config_lib.saved_path(str(tmp_path))
+    config.save(path)
+    assert load(path) == config
+
+
+def test_check_same_architecture_names_every_difference():
+    saved = load(None, ["hidden_size=16", "cell=gru"])
+    config_lib.check_same_architecture(saved, dict(saved), "dir")
+    config = load(None, ["hidden_size=32", "cell=lstm", "lr=0.1"])
+    with pytest.raises(UserError) as e:
+        config_lib.check_same_architecture(config, dict(saved), "runs/x")
+    message = str(e.value)
+    assert "runs/x" in message and "hidden_size" in message and "cell" in message
+    assert "lr" not in message.replace("layer_norm", "")
+
+
+def _main(capsys, *argv):
+    code = run.main(list(argv))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+@pytest.mark.parametrize(
+    "sets, expected",
+    [
+        (["hiden_size=8"], "did you mean 'hidden_size'"),
+        (["cell=lnr"], "did you mean 'lrn'"),
+        (["cell=gru", "src_vocab_size=0", "tgt_vocab_size=0"], "src_vocab"),
+        (["lr_schedule=noom"], "lr_schedule"),
+    ],
+)
+def test_run_main_reports_one_line_errors(capsys, sets, expected):
+    argv = ["--mode", "params"]
+    for item in sets:
+        argv += ["--set", item]
+    code, out, err = _main(capsys, *argv)
+    assert code == 1
+    assert err.startswith("error: ") and err.count("\n") == 1, err
+    assert expected in err
+    assert "Traceback" not in err
+
+
+def test_run_main_params(capsys):
+    code, out, err = _main(
+        capsys, "--mode", "params", "--set", "hidden_size=8", "--set", "embed_size=8",
+        "--set", "src_vocab_size=30", "--set", "tgt_vocab_size=30",
+    )  # fmt: skip
+    assert code == 0, err
+    total = int(out.strip().splitlines()[-1].removeprefix("total parameters: "))
+    assert 1000 < total < 100000
+    rows = out.strip().splitlines()[1:-1]
+    assert sum(int(r.split()[-1].replace(",", "")) for r in rows) == total
+
+
+@pytest.mark.parametrize("setting", ["hiden_size=8", "cell=lnr"])
+def test_run_py_exits_1_without_traceback(setting):
+    """The real command line: exit status 1, one 'error: ...' line on stderr."""
+    result = subprocess.run(
+        [sys.executable, "run.py", "--mode", "params", "--set", setting],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 1
+    lines = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert len(lines) == 1, result.stderr
+    assert "did you mean" in lines[0]
+    assert "Traceback" not in result.stderr
+    assert result.stdout == ""

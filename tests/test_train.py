@@ -1,0 +1,138 @@
+"""zero/train.py end to end on a toy corpus: exact resume, checkpoint keeping, best/, params."""
+
+import json
+import os
+import re
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from helpers import tiny_config, write_corpus
+
+from zero import runner
+from zero.checkpoints import BEST_DIR, find_checkpoint, listed_checkpoints
+from zero.train import Trainer
+
+STEP_LINE = re.compile(r"^step (\d+)/\d+  loss (\S+)")
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    return write_corpus(str(tmp_path_factory.mktemp("corpus")), n_train=50, n_dev=6)
+
+
+def _config(corpus, output_dir, **overrides):
+    values = {
+        **corpus,
+        "output_dir": str(output_dir),
+        "src_vocab_size": 0,
+        "tgt_vocab_size": 0,
+        "dev_ref": None,
+        "lr": 0.01,
+        "dropout": 0.2,
+        "seed": 7,
+        "batch_tokens": 40,
+        "max_len": 8,
+        "shuffle_buffer": 100,
+        "log_every": 1,
+        "eval_every": 100,
+        "num_encoder_layers": 1,
+        "num_decoder_layers": 1,
+        "keep_checkpoints": 3,
+        "beam_size": 2,
+        "max_decode_extra": 2,
+    }
+    values.update(overrides)
+    return tiny_config(**values)
+
+
+def _train(config):
+    lines = []
+    result = Trainer(config, log=lines.append).train()
+    losses = {}
+    for line in lines:
+        m = STEP_LINE.match(line)
+        if m:
+            losses[int(m.group(1))] = m.group(2)
+    return result, losses, lines
+
+
+def _variables(directory):
+    reader = tf.train.load_checkpoint(find_checkpoint(directory))
+    return {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()}
+
+
+@pytest.mark.parametrize("grad_accum, stop, total", [(1, 5, 14), (2, 3, 8)])
+def test_resume_equals_uninterrupted_run(corpus, tmp_path, grad_accum, stop, total):
+    """Stop after `stop` updates, resume to `total`: same losses step by step and same final
+    weights as one uninterrupted run (dropout on, several data epochs, gradient accumulation).
+    The first losses also show that two fresh runs with one seed are identical."""
+    settings = {"grad_accum": grad_accum}
+    _, full, _ = _train(_config(corpus, tmp_path / "full", max_steps=total, **settings))
+    _, first, _ = _train(_config(corpus, tmp_path / "resumed", max_steps=stop, **settings))
+    _, second, lines = _train(_config(corpus, tmp_path / "resumed", max_steps=total, **settings))
+    assert any(line.endswith(f"at step {stop}") for line in lines if "resumed from" in line)
+    assert sorted(full) == list(range(1, total + 1))
+    assert {**first, **second} == full
+    a, b = _variables(tmp_path / "full"), _variables(tmp_path / "resumed")
+    assert sorted(a) == sorted(b)
+    for name in a:
+        if name != "train_state":  # holds the elapsed time
+            np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+    state = [json.loads(v[name].decode()) for v in (a, b) for name in ["train_state"]]
+    assert state[0]["data"] == state[1]["data"]
+    assert state[0]["data"]["epoch"] >= 1, "the run should cross an epoch boundary"
+
+
+def test_checkpoints_best_and_params(corpus, tmp_path, capsys):
+    directory = tmp_path / "model"
+    config = _config(
+        corpus, directory, max_steps=40, eval_every=8, keep_checkpoints=2, log_every=10,
+        dropout=0.0, dev_ref=corpus["dev_tgt"], lr=0.02, num_encoder_layers=2,
+        num_decoder_layers=2, eval_sentences=4,
+    )  # fmt: skip
+    result, losses, lines = _train(config)
+    assert result["step"] == 40
+    assert float(losses[40]) < float(losses[10])
+    listed = listed_checkpoints(str(directory))
+    assert [os.path.basename(p) for p in listed] == ["model.ckpt-32", "model.ckpt-40"]
+    on_disk = {f.split(".index")[0] for f in os.listdir(directory) if f.endswith(".index")}
+    assert on_disk == {"model.ckpt-32", "model.ckpt-40"}
+    records = [json.loads(line) for line in open(directory / "validation.jsonl")]
+    assert [r["step"] for r in records] == [8, 16, 24, 32, 40]
+    assert all("dev_bleu" in r and "dev_loss" in r for r in records)
+    best = directory / BEST_DIR
+    assert listed_checkpoints(str(best)), "an improving validation copies its checkpoint"
+    best_step = int(listed_checkpoints(str(best))[0].rsplit("-", 1)[1])
+    best_bleu = max(r["dev_bleu"] for r in records)
+    assert next(r for r in records if r["dev_bleu"] == best_bleu)["step"] == best_step
+    assert find_checkpoint(str(directory)).startswith(str(best))
+    assert any("validation at step 40" in line for line in lines)
+
+    # params mode: the count the trainer reported.
+    capsys.readouterr()
+    runner.run_params(config)
+    out = capsys.readouterr().out.strip().splitlines()
+    total = int(out[-1].removeprefix("total parameters: "))
+    started = next(line for line in lines if line.startswith("starting a new model"))
+    assert f"({total:,} parameters)" in started
+
+
+def test_eval_sentences_keeps_the_first_lines(corpus):
+    """Validation BLEU on the first N dev lines: their rows, padding trimmed, nothing else."""
+    from zero.data import EvalBatches
+    from zero.train import _first_sentences
+    from zero.vocab import Vocab
+
+    vocab = Vocab.load(corpus["src_vocab"])
+    full = {}
+    for batch in EvalBatches(corpus["dev_src"], vocab, batch_tokens=12):
+        for index, row in zip(batch["index"], batch["src"], strict=True):
+            full[int(index)] = row[row != 0].tolist()
+    kept = list(_first_sentences(EvalBatches(corpus["dev_src"], vocab, batch_tokens=12), 3))
+    rows = {}
+    for batch in kept:
+        assert batch["src"].shape[1] == max((batch["src"] != 0).sum(1))
+        for index, row in zip(batch["index"], batch["src"], strict=True):
+            rows[int(index)] = row[row != 0].tolist()
+    assert rows == {i: full[i] for i in range(3)}

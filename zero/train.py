@@ -1,0 +1,355 @@
+"""Training: the graph (loss, Adam, schedule, clipping, accumulation) and the loop around it
+(progress, validation, checkpoints, early stopping, exact resume)."""
+
+import json
+import math
+import os
+import time
+
+import numpy as np
+import tensorflow as tf
+
+from zero import config as config_lib
+from zero import data, evaluate
+from zero.checkpoints import CheckpointManager, recover_best
+from zero.decode import Translator, translate_batches
+from zero.errors import UserError
+from zero.model import Model
+from zero.schedules import learning_rate
+from zero.session import load_vocabs, make_session
+from zero.summaries import SummaryWriter
+
+v1 = tf.compat.v1
+
+
+class TrainGraph:
+    """Every tensor and op the loop runs, built in one graph."""
+
+    def __init__(self, config, src_vocab_size, tgt_vocab_size):
+        v1.set_random_seed(config.seed)
+        self.src = v1.placeholder(tf.int32, [None, None], name="src")
+        self.tgt = v1.placeholder(tf.int32, [None, None], name="tgt")
+        # Dropout masks are a function of (seed, micro-batch number): a resumed run draws the
+        # same masks as an uninterrupted one.
+        self.dropout_seed = v1.placeholder_with_default(
+            tf.constant([0, 0], tf.int64), [2], name="dropout_seed"
+        )
+        self.model = Model(config, src_vocab_size, tgt_vocab_size, dropout_seed=self.dropout_seed)
+        self.loss, stats = self.model.loss(self.src, self.tgt, training=True)
+        self.eval_loss, self.eval_stats = self.model.loss(self.src, self.tgt, training=False)
+        self.stats = stats
+
+        self.global_step = v1.train.get_or_create_global_step()
+        self.lr_scale = v1.get_variable(
+            "lr_scale", [], initializer=tf.ones_initializer(), trainable=False
+        )
+        # Loop state (data position, best BLEU, ...) saved inside every checkpoint as JSON, so a
+        # checkpoint is the whole truth about where training was.
+        self.train_state = v1.get_variable(
+            "train_state",
+            [],
+            dtype=tf.string,
+            initializer=tf.constant_initializer(""),
+            trainable=False,
+        )
+        self.train_state_in = v1.placeholder(tf.string, [])
+        self.set_train_state = self.train_state.assign(self.train_state_in)
+        self.halve_lr = self.lr_scale.assign(self.lr_scale * 0.5)
+
+        self.lr = learning_rate(config, self.global_step, self.lr_scale)
+        optimizer = v1.train.AdamOptimizer(
+            self.lr, config.adam_beta1, config.adam_beta2, config.adam_epsilon
+        )
+        params = v1.trainable_variables()
+        grads = tf.gradients(self.loss, params)
+        self.accumulate = None
+        if config.grad_accum > 1:
+            accums = [
+                v1.get_variable(
+                    p.op.name + "/accum",
+                    p.shape,
+                    initializer=tf.zeros_initializer(),
+                    trainable=False,
+                )
+                for p in params
+            ]
+            self.accumulate = tf.group(
+                *[a.assign_add(tf.convert_to_tensor(g)) for a, g in zip(accums, grads, strict=True)]
+            )
+            # The update runs with the last micro-batch: it must read the accumulators after
+            # that batch's gradients are added (ops of one run are otherwise unordered).
+            with tf.control_dependencies([self.accumulate]):
+                grads = [a.read_value() / float(config.grad_accum) for a in accums]
+            reset = accums
+        else:
+            reset = []
+        if config.clip_norm > 0:
+            grads, self.grad_norm = tf.clip_by_global_norm(grads, config.clip_norm)
+        else:
+            self.grad_norm = tf.linalg.global_norm(grads)
+        apply = optimizer.apply_gradients(
+            zip(grads, params, strict=True), global_step=self.global_step
+        )
+        if reset:
+            with tf.control_dependencies([apply]):
+                apply = tf.group(*[a.assign(tf.zeros_like(a)) for a in reset])
+        self.train_op = apply
+        self.num_params = int(sum(np.prod(p.shape.as_list()) for p in params))
+        self.translator = None
+
+    def finalize(self, config):
+        """Everything built after the model: decoding for dev BLEU, the saver, the initializer."""
+        if config.dev_src and config.dev_ref:
+            self.translator = Translator([self.model], config)
+        self.saver = v1.train.Saver(max_to_keep=None, save_relative_paths=True)
+        self.init_op = v1.global_variables_initializer()
+
+
+def _progress_line(step, max_steps, loss, lr, tokens_per_s, elapsed, eta):
+    return (
+        f"step {step}/{max_steps}  loss {loss:.4f}  lr {lr:.3g}  {tokens_per_s:,.0f} tok/s  "
+        f"elapsed {_hms(elapsed)}  eta {_hms(eta)}"
+    )
+
+
+def _hms(seconds):
+    seconds = int(max(seconds, 0))
+    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+
+
+class Trainer:
+    def __init__(self, config, log=print):
+        self.config = config
+        self.log = log
+        self.dir = config.output_dir
+        os.makedirs(self.dir, exist_ok=True)
+        saved = config_lib.saved_path(self.dir)
+        if os.path.exists(saved):
+            config_lib.check_same_architecture(config, config_lib.read_yaml(saved), self.dir)
+        for key in ("train_src", "train_tgt"):
+            if not config.get(key):
+                raise UserError(f"config key '{key}' is required for training")
+        data.check_parallel(config.train_src, config.train_tgt)
+        self.src_vocab, self.tgt_vocab, src_size, tgt_size = load_vocabs(config)
+        config.save(saved)
+        recover_best(self.dir)
+
+        self.graph = tf.Graph()
+        with self.graph.as_default():
+            self.g = TrainGraph(config, src_size, tgt_size)
+            self.g.finalize(config)
+            self.manager = CheckpointManager(self.dir, self.g.saver, config.keep_checkpoints, log)
+            self.sess = make_session(config, self.graph)
+        self.summaries = SummaryWriter(os.path.join(self.dir, "summaries"))
+
+    # -- state kept in the checkpoint ------------------------------------------------------
+
+    def _restore(self):
+        self.sess.run(self.g.init_op)
+        path = self.manager.restore(self.sess)
+        raw = self.sess.run(self.g.train_state)
+        state = json.loads(raw.decode()) if raw else {}
+        if path:
+            step = self.sess.run(self.g.global_step)
+            self.log(f"resumed from {path} at step {step}")
+        else:
+            self.log(f"starting a new model in {self.dir} ({self.g.num_params:,} parameters)")
+        return state
+
+    def _save(self, state):
+        self.sess.run(self.g.set_train_state, {self.g.train_state_in: json.dumps(state)})
+        step = int(self.sess.run(self.g.global_step))
+        return self.manager.save(self.sess, step)
+
+    # -- validation ------------------------------------------------------------------------
+
+    def validate(self):
+        """Dev loss (no dropout, no smoothing) and dev BLEU by beam search."""
+        c, out = self.config, {}
+        if c.dev_src and c.dev_tgt:
+            nll = tokens = 0.0
+            for batch in data.EvalBatches(
+                c.dev_src,
+                self.src_vocab,
+                batch_tokens=c.decode_batch_tokens,
+                tgt_path=c.dev_tgt,
+                tgt_vocab=self.tgt_vocab,
+            ):
+                n, t = self.sess.run(
+                    [self.g.eval_stats["nll"], self.g.eval_stats["tokens"]],
+                    {self.g.src: batch["src"], self.g.tgt: batch["tgt"]},
+                )
+                nll, tokens = nll + float(n), tokens + float(t)
+            out["dev_loss"] = nll / max(tokens, 1.0)
+            out["dev_ppl"] = math.exp(min(out["dev_loss"], 50))
+        if self.g.translator is not None:
+            batches = data.EvalBatches(
+                c.dev_src,
+                self.src_vocab,
+                batch_tokens=c.decode_batch_tokens,
+                limit=c.eval_sentences or None,
+            )
+            hyps = translate_batches(self.sess, self.g.translator, batches, self.tgt_vocab)
+            hyps = [h[0][0] if h else "" for h in hyps]
+            refs = [line for _, line in data.read_lines(c.dev_ref)][: len(hyps)]
+            detok = evaluate.postprocess(hyps, c.tgt_lang)
+            out["dev_bleu"] = float(evaluate.sacrebleu_score(detok, refs)[0])
+        return out
+
+    # -- the loop --------------------------------------------------------------------------
+
+    def train(self):
+        c, g = self.config, self.g
+        state = self._restore()
+        stream = data.TrainStream(
+            c.train_src,
+            c.train_tgt,
+            self.src_vocab,
+            self.tgt_vocab,
+            c.batch_tokens,
+            c.max_len,
+            c.seed,
+            buffer_size=c.shuffle_buffer,
+        )
+        if state.get("data"):
+            stream.restore(state["data"])
+        best = state.get("best_bleu", -1.0)
+        bad_evals = state.get("bad_evals", 0)
+        step = int(self.sess.run(g.global_step))
+        self._start_step = step
+        elapsed_before = state.get("elapsed", 0.0)
+        start = time.time()
+        window_tokens, window_start, window_loss, window_steps = 0, time.time(), 0.0, 0
+        last_saved, stop_reason = step, None
+        if step >= c.max_steps or (c.max_time > 0 and elapsed_before >= c.max_time):
+            stream.close()
+            self.log(
+                f"nothing to do: step {step}, {elapsed_before:.0f}s of training already done "
+                f"(max_steps {c.max_steps}, max_time {c.max_time:.0f}s)"
+            )
+            return {"step": step, "best_bleu": best}
+        try:
+            while step < c.max_steps:
+                micro = 0
+                for micro in range(c.grad_accum - 1):
+                    batch = next(stream)
+                    self.sess.run(g.accumulate, self._feed(batch, step, micro))
+                    window_tokens += int(batch["num_tgt_tokens"])
+                batch = next(stream)
+                if g.accumulate is not None:
+                    micro += 1  # the last micro-batch: train_op accumulates it first
+                fetches = [g.train_op, g.loss, g.lr, g.grad_norm]
+                _, loss, lr, gnorm = self.sess.run(fetches, self._feed(batch, step, micro))
+                if not np.isfinite(loss) or not np.isfinite(gnorm):
+                    raise UserError(
+                        f"the training loss became {loss} at step {step + 1} (gradient norm "
+                        f"{gnorm}); stopped without saving, the last good checkpoint in {self.dir} "
+                        f"is kept. Lower the learning rate (lr={c.lr}) or clip_norm and rerun."
+                    )
+                step += 1
+                window_tokens += int(batch["num_tgt_tokens"])
+                window_loss += float(loss)
+                window_steps += 1
+                elapsed = elapsed_before + time.time() - start
+                if step % c.log_every == 0:
+                    rate = window_tokens / max(time.time() - window_start, 1e-9)
+                    eta = self._eta(step, elapsed, elapsed_before, start)
+                    mean_loss = window_loss / window_steps
+                    self.log(_progress_line(step, c.max_steps, mean_loss, lr, rate, elapsed, eta))
+                    self.summaries.scalars(
+                        step,
+                        {
+                            "train/loss": mean_loss,
+                            "train/lr": lr,
+                            "train/grad_norm": gnorm,
+                            "train/tokens_per_second": rate,
+                        },
+                    )
+                    window_tokens, window_start, window_loss, window_steps = 0, time.time(), 0, 0
+                out_of_time = c.max_time > 0 and elapsed >= c.max_time
+                if step % c.eval_every == 0 or out_of_time or step >= c.max_steps:
+                    best, bad_evals, stop_reason = self._evaluate_and_save(
+                        step, stream, best, bad_evals, elapsed
+                    )
+                    last_saved = step
+                    if out_of_time:
+                        stop_reason = stop_reason or f"time budget of {c.max_time:.0f}s reached"
+                    if stop_reason:
+                        break
+                elif c.save_every and step % c.save_every == 0:
+                    self._save(self._state(stream, best, bad_evals, elapsed))
+                    last_saved = step
+        finally:
+            stream.close()
+        if last_saved != step:
+            self._save(self._state(stream, best, bad_evals, elapsed_before + time.time() - start))
+        self.log(f"training stopped at step {step}: {stop_reason or 'max_steps reached'}")
+        self.summaries.close()
+        return {"step": step, "best_bleu": best}
+
+    def _feed(self, batch, step, micro):
+        seed = (step * max(self.config.grad_accum, 1) + micro) & 0x7FFFFFFF
+        return {
+            self.g.src: batch["src"],
+            self.g.tgt: batch["tgt"],
+            self.g.dropout_seed: np.array([self.config.seed, seed], np.int64),
+        }
+
+    def _eta(self, step, elapsed, elapsed_before, start):
+        c = self.config
+        # Time since this process started over the steps it ran: a resumed run must not
+        # divide by the steps of earlier runs.
+        per_step = (time.time() - start) / max(step - self._start_step, 1)
+        eta = (c.max_steps - step) * per_step
+        if c.max_time > 0:
+            eta = min(eta, c.max_time - elapsed)
+        return eta
+
+    def _state(self, stream, best, bad_evals, elapsed):
+        return {
+            "data": stream.position(),
+            "best_bleu": best,
+            "bad_evals": bad_evals,
+            "elapsed": elapsed,
+        }
+
+    def _evaluate_and_save(self, step, stream, best, bad_evals, elapsed):
+        c = self.config
+        t = time.time()
+        metrics = self.validate()
+        stop = None
+        bleu = metrics.get("dev_bleu")
+        improved = bleu is not None and bleu > best
+        if bleu is not None:
+            if improved:
+                best, bad_evals = bleu, 0
+            else:
+                bad_evals += 1
+                if c.lr_schedule == "constant" and bad_evals % max(c.plateau_patience, 1) == 0:
+                    self.sess.run(self.g.halve_lr)
+                    self.log("dev BLEU did not improve: learning rate halved")
+                if c.patience and bad_evals >= c.patience:
+                    stop = f"early stopping after {bad_evals} validations without improvement"
+        path = self._save(self._state(stream, best, bad_evals, elapsed))
+        if improved:
+            self.manager.copy_best(path)
+        shown = "  ".join(f"{k} {v:.4g}" for k, v in metrics.items())
+        self.log(
+            f"validation at step {step}: {shown}  best BLEU {best:.2f}  "
+            f"({time.time() - t:.1f}s)  saved {path}"
+        )
+        self.summaries.scalars(step, {f"dev/{k}": v for k, v in metrics.items()})
+        _append_jsonl(
+            os.path.join(self.dir, "validation.jsonl"),
+            {"step": step, "elapsed": round(elapsed, 1), **metrics},
+        )
+        return best, bad_evals, stop
+
+
+def _append_jsonl(path, record):
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(json.dumps(record) + "\n")
+
+
+def train(config, log=print):
+    return Trainer(config, log).train()
