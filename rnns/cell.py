@@ -44,6 +44,7 @@ class Cell:
         self.scope = scope or self.name
         self.initializer = initializer or DEFAULT_INIT
         self.input_size = None
+        self.variables = []  # filled by build
         self._graph = None
 
     def __repr__(self):

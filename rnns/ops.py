@@ -11,10 +11,11 @@ DEFAULT_INIT = v1.random_uniform_initializer(-0.08, 0.08)
 def _dense(x, w, b=None, w_t=None):
     """x [N, d_in] @ w (+ b) with a gradient that never multiplies by a transposed operand.
 
-    TF's own MatMul gradient computes dy w^T with transpose_b=True, which oneDNN runs 3-9x
-    slower than a plain product on this CPU (it re-lays out w on every call). Here dx = dy w_t
-    with w_t = w^T materialised once: passed in by callers inside a loop (so the transpose is
-    not redone every step), else built when the gradient is.
+    TF's own MatMul gradient computes dy w^T with transpose_b=True, which oneDNN runs up to 9x
+    slower than a plain product for the small per-step products of a loop (measured: 64 x 1024
+    by 1024 x 1024, 3.0 vs 0.34 ms). Here dx = dy w_t with w_t = w^T materialised once:
+    passed in by callers inside a loop (so it is not redone every step), else built with the
+    gradient.
     """
 
     @tf.custom_gradient

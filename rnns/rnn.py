@@ -19,7 +19,8 @@ def _time_major(x):
 
 
 def _carry(mask_t, new, prev):
-    """m*new + (1-m)*prev for m in {0, 1}: the new state at tokens, the old one at padding.
+    """m*new + (1-m)*prev for m in {0, 1} (any m > 0 counts as a token): the new state at
+    tokens, the old one at padding.
 
     Written as a select so that m = 1 gives exactly `new` (beam search compares steps with
     whole-sequence runs) and the backward pass needs no products.
@@ -72,7 +73,7 @@ def _batch_major(states_tm, cell):
 
 
 def rnn(cell, inputs, mask, initial_state=None, reverse=False):
-    """Runs `cell` over inputs [B, T, d_in] with mask [B, T] (1 token, 0 pad).
+    """Runs `cell` over inputs [B, T, d_in] with mask [B, T] (1 token, 0 pad; T >= 1).
 
     Returns (outputs [B, T, d], final_state [B, state_size]). reverse=True runs right to left
     (outputs stay in input order); on right-padded batches the padding comes first and leaves
@@ -133,6 +134,7 @@ class CondRNN:
 
     def precompute(self, memory, memory_mask=None):
         """Cache for stepping: memory [B, S, d_mem], its mask [B, S] and the attention keys."""
+        memory = tf.convert_to_tensor(memory)
         if memory_mask is None:
             memory_mask = tf.ones(tf.shape(memory)[:2])
         cache = {"memory": memory, "mask": tf.cast(memory_mask, tf.float32)}

@@ -97,7 +97,7 @@ def np_attention(w, query, memory, memory_mask, heads):
     return np.concatenate(contexts, -1), np.stack(all_weights, 1)
 
 
-def np_run(step, xs, mask, state, reverse):
+def np_run(step, mask, state, reverse):
     """Runs step(t, state) -> (new_state, context) with masking.
 
     Returns (outputs, contexts, final state)."""
@@ -172,7 +172,6 @@ def test_cell_matches_numpy(graph, name, layer_norm, activation):
             out, final = sess.run(run, {x_ph: x, m_ph: mask, s_ph: state0})
             ref_out, _, ref_final = np_run(
                 lambda t, s: (np_step(name, w, x[:, t], s, activation), None),  # noqa: B023
-                x,
                 mask,
                 state0,
                 reverse,
@@ -421,7 +420,7 @@ def np_cond(name, w, heads, x, mask, memory, memory_mask, state0, reverse):
             context = memory[:, t]
         return np_step(name, higher, context, s), context
 
-    return np_run(step, x, mask, state0, reverse)
+    return np_run(step, mask, state0, reverse)
 
 
 COND_CASES = [("gru", 1), ("gru", 2), ("gru", 0), ("lstm", 1), ("lrn", 2), ("lrn", 0), ("sru", 0)]
