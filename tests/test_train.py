@@ -119,9 +119,8 @@ def test_checkpoints_best_and_params(corpus, tmp_path, capsys):
 
 
 def test_eval_sentences_keeps_the_first_lines(corpus):
-    """Validation BLEU on the first N dev lines: their rows, padding trimmed, nothing else."""
+    """Validation BLEU on the first N dev lines: exactly their rows, padding trimmed."""
     from zero.data import EvalBatches
-    from zero.train import _first_sentences
     from zero.vocab import Vocab
 
     vocab = Vocab.load(corpus["src_vocab"])
@@ -129,9 +128,8 @@ def test_eval_sentences_keeps_the_first_lines(corpus):
     for batch in EvalBatches(corpus["dev_src"], vocab, batch_tokens=12):
         for index, row in zip(batch["index"], batch["src"], strict=True):
             full[int(index)] = row[row != 0].tolist()
-    kept = list(_first_sentences(EvalBatches(corpus["dev_src"], vocab, batch_tokens=12), 3))
     rows = {}
-    for batch in kept:
+    for batch in EvalBatches(corpus["dev_src"], vocab, batch_tokens=12, limit=3):
         assert batch["src"].shape[1] == max((batch["src"] != 0).sum(1))
         for index, row in zip(batch["index"], batch["src"], strict=True):
             rows[int(index)] = row[row != 0].tolist()
