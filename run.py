@@ -2,10 +2,13 @@
 """The one entry point: python run.py --mode MODE --config FILE [--set key=value ...]."""
 
 import argparse
+import errno
 import os
 import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# OS errors that are the machine's state (disk full, permissions), not a bug: no traceback.
+_WRITE_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM)
 
 
 def main(argv=None):
@@ -39,6 +42,15 @@ def main(argv=None):
         MODES[args.mode](config)
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
+        return 1
+    except OSError as e:
+        if e.errno not in _WRITE_ERRORS:
+            raise
+        print(
+            f"error: {e.filename}: {e.strerror}; free some disk space or fix the permissions "
+            "and rerun the same command",
+            file=sys.stderr,
+        )
         return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

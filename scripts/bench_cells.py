@@ -23,11 +23,12 @@ import os
 import statistics
 import subprocess
 import sys
-import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+import benchlib  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
@@ -60,14 +61,7 @@ def gflop(name, size):
 
 
 def times_ms(run):
-    for _ in range(WARMUP):
-        run()
-    times = []
-    for _ in range(RUNS):
-        start = time.perf_counter()
-        run()
-        times.append(1000 * (time.perf_counter() - start))
-    return times
+    return benchlib.times_ms(run, WARMUP, RUNS)
 
 
 def median_ms(run):
@@ -75,26 +69,13 @@ def median_ms(run):
 
 
 def session():
-    return tf.compat.v1.Session(graph=tf.compat.v1.get_default_graph())
+    return benchlib.session()
 
 
 def matmul_peak():
-    """Best fp32 GFLOP/s of a big square matmul (graph mode, the cells' conditions).
-
-    The fastest run, not the median: a peak is what the machine can do, and other processes
-    on a shared machine only ever slow a run down.
-    """
-    best = 0.0
-    for n in (2048, 4096):
-        with tf.Graph().as_default():
-            a = tf.Variable(tf.random.uniform([n, n]))
-            b = tf.Variable(tf.random.uniform([n, n]))
-            op = tf.reduce_sum(tf.matmul(a, b))  # a scalar fetch: no copy of the result
-            with session() as sess:
-                sess.run(tf.compat.v1.global_variables_initializer())
-                ms = min(times_ms(lambda: sess.run(op)))  # noqa: B023
-        best = max(best, 2 * n**3 / ms / 1e6)
-    return best
+    """Best fp32 GFLOP/s of a big square matmul (benchlib.matmul_peak, shared with
+    bench_model.py so that both compare with the same peak)."""
+    return benchlib.matmul_peak(WARMUP, RUNS)
 
 
 def time_ours(name, size):

@@ -28,12 +28,8 @@ while [ $# -gt 0 ]; do
 done
 [ -n "$OUT" ] || { echo "error: OUTDIR missing" >&2; usage 2; }
 
-PY=${PYTHON:-}
-if [ -z "$PY" ]; then
-    if [ -x "$ROOT/.venv/bin/python" ]; then PY=$ROOT/.venv/bin/python; else PY=python3; fi
-fi
+source "$ROOT/scripts/env.sh"  # sets PY, installing into .venv first if needed
 D=$ROOT/data
-export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
 exec "$PY" -m zero.prepare corpus "$OUT" --src-lang en --tgt-lang de \
     --train "$D/train.en.gz" "$D/train.de.gz" \
     --dev "$D/dev.en.gz" "$D/dev.de.gz" \

@@ -45,10 +45,7 @@ if [ -n "$FROM" ]; then
     FROM=$(cd "$FROM" && pwd)
 fi
 
-PY=${PYTHON:-}
-if [ -z "$PY" ]; then
-    if [ -x "$ROOT/.venv/bin/python" ]; then PY=$ROOT/.venv/bin/python; else PY=python3; fi
-fi
+source "$ROOT/scripts/env.sh"  # sets PY, installing into .venv first if needed
 
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
@@ -132,7 +129,6 @@ DEV_DE=$(member dev newstest2013.de)
 TEST_EN=$(member "test-$TEST" newstest2014-deen-src.en.sgm)
 TEST_DE=$(member "test-$TEST" newstest2014-deen-ref.de.sgm)
 
-export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
 exec "$PY" -m zero.prepare corpus "$OUT" --src-lang en --tgt-lang de \
     --train "$EP_EN" "$EP_DE" --train "$CC_EN" "$CC_DE" --train "$NC_EN" "$NC_DE" \
     --dev "$DEV_EN" "$DEV_DE" --test "$TEST_EN" "$TEST_DE" \

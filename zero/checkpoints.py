@@ -1,18 +1,23 @@
 """Checkpoints that survive crashes: atomic saves, keep-last-K, a best copy, fallback, averaging.
 
-TensorFlow writes a checkpoint's data to a temporary name and merges it into place, and writes
-the `checkpoint` state file atomically; we only point the state file at a checkpoint once it is
-complete, so a crash at any moment leaves the previous checkpoint listed and intact.
+TensorFlow writes a checkpoint's files under temporary names and renames them into place; we
+fsync them and only then point the `checkpoint` state file (written atomically) at them, so a
+crash at any moment leaves the previous checkpoint listed and intact. best/ is filled as
+best.tmp and swapped in by renames. Leftovers of a crash (temporary files, best.tmp, a
+half-dropped old checkpoint) are removed by CheckpointManager.recover() when training restarts;
+a listed checkpoint that turns out damaged is skipped (and unlisted) in favour of the one before.
 """
 
 import glob
 import os
+import re
 import shutil
 
 import numpy as np
 import tensorflow as tf
 
 from zero.errors import UserError
+from zero.faults import pause
 from zero.fileio import atomic_write_text
 
 v1 = tf.compat.v1
@@ -26,14 +31,34 @@ CORRUPT_ERRORS = (
     tf.errors.OutOfRangeError,
     tf.errors.UnknownError,
 )
+_DATA = re.compile(r"\.data-(\d+)-of-(\d+)$")
+# Names our atomic writes use for files of a model directory while they are being written.
+_TEMP_NAMES = (
+    "checkpoint.*.tmp",
+    "config.yaml.*.tmp",
+    "vocab.json.*.tmp",
+    "validation.jsonl.*.tmp",
+    "*.tempstate*",
+)
+
+
+class DamagedCheckpoint(Exception):
+    """A checkpoint whose files are missing, truncated or garbled."""
 
 
 def checkpoint_files(path):
-    return glob.glob(path + ".index") + glob.glob(path + ".data-*")
+    """The .index and .data-K-of-N files of checkpoint `path` (not TensorFlow's temp files)."""
+    data = [f for f in glob.glob(glob.escape(path) + ".data-*") if _DATA.search(f)]
+    index = path + ".index"
+    return ([index] if os.path.exists(index) else []) + sorted(data)
 
 
 def is_complete(path):
-    return os.path.exists(path + ".index") and bool(glob.glob(path + ".data-*"))
+    """The index and every data shard exist."""
+    if not os.path.exists(path + ".index"):
+        return False
+    shards = [_DATA.search(f) for f in checkpoint_files(path)[1:]]
+    return bool(shards) and {int(m.group(1)) for m in shards} == set(range(int(shards[0].group(2))))
 
 
 def write_state(directory, paths):
@@ -45,12 +70,87 @@ def write_state(directory, paths):
 
 
 def listed_checkpoints(directory):
-    """Checkpoints the state file lists, oldest first (absolute paths)."""
-    state = v1.train.get_checkpoint_state(directory)
+    """Checkpoints the state file lists, oldest first (absolute paths). If the state file is
+    there but unreadable, the complete checkpoints on disk by step (TensorFlow would ignore
+    the file and training would silently start again)."""
+    try:
+        state = v1.train.get_checkpoint_state(directory)  # None if missing or unparsable
+    except ValueError:  # parsed, but lists nothing
+        state = None
     if state is None:
-        return []
+        if not os.path.exists(os.path.join(directory, "checkpoint")):
+            return []
+        pattern = os.path.join(glob.escape(directory), PREFIX + "-*.index")
+        found = [f[: -len(".index")] for f in glob.glob(pattern)]
+        return sorted((p for p in found if _step(p) is not None), key=_step)
     paths = list(state.all_model_checkpoint_paths) or [state.model_checkpoint_path]
-    return [p if os.path.isabs(p) else os.path.join(directory, p) for p in paths]
+    # TensorFlow has already joined relative entries with `directory`.
+    return [os.path.abspath(p) for p in paths]
+
+
+def _reason(error):
+    return str(getattr(error, "message", error)).strip().splitlines()[0][:200]
+
+
+def read_checkpoint(path):
+    """A reader of checkpoint `path`; DamagedCheckpoint if its files are missing or garbled."""
+    if not is_complete(path):
+        raise DamagedCheckpoint("its .index or .data file is missing")
+    try:
+        return tf.train.load_checkpoint(path)
+    except (tf.errors.OpError, ValueError) as e:
+        raise DamagedCheckpoint(_reason(e)) from None
+
+
+def check_fits(path, reader, variables):
+    """UserError unless checkpoint `path` holds every variable of {name: Variable} in its shape
+    (TensorFlow would silently restore a tensor of another shape)."""
+    shapes = reader.get_variable_to_shape_map()
+    missing = sorted(name for name in variables if name not in shapes)
+    wrong = sorted(
+        f"{name} is {list(shapes[name])} in the checkpoint but {var.shape.as_list()} here"
+        for name, var in variables.items()
+        if name in shapes and list(shapes[name]) != var.shape.as_list()
+    )
+    if missing or wrong:
+        problems = []
+        if missing:
+            shown = ", ".join(missing[:3]) + (
+                f" and {len(missing) - 3} more" if len(missing) > 3 else ""
+            )
+            problems.append(f"it lacks {shown}")
+        problems += wrong[:3]
+        raise UserError(
+            f"checkpoint {path} does not fit the configured model ({'; '.join(problems)}): it "
+            "was written with other settings (cell, sizes, vocabularies or grad_accum); use the "
+            "model directory's config.yaml or another output_dir"
+        )
+
+
+def restore_checkpoint(sess, saver, variables, path):
+    """Check that `path` fits {checkpoint name: Variable}, then restore it with `saver`.
+    DamagedCheckpoint if it cannot be read, UserError if it belongs to another model."""
+    check_fits(path, read_checkpoint(path), variables)
+    try:
+        saver.restore(sess, path)
+    except CORRUPT_ERRORS as e:
+        raise DamagedCheckpoint(_reason(e)) from None
+
+
+def _fsync(paths):
+    """Flush files to disk before a state file points at them (a reboot must not list a
+    checkpoint whose data is still in the page cache)."""
+    for p in paths:
+        fd = os.open(p, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _step(path):
+    m = re.search(r"-(\d+)$", path)
+    return int(m.group(1)) if m else None
 
 
 class CheckpointManager:
@@ -60,50 +160,65 @@ class CheckpointManager:
         self.keep = max(1, keep)
         self.log = log
 
-    def save(self, sess, step):
-        """Write checkpoint `step`; list it only once complete; drop checkpoints past `keep`."""
+    def save(self, sess, step, best=False):
+        """Write checkpoint `step` (and copy it to best/ if `best`); list it only once complete;
+        drop checkpoints past `keep`. A failure leaves the previous checkpoints as they were."""
         prefix = os.path.join(self.directory, PREFIX)
         path = f"{prefix}-{step}"
+        previous = listed_checkpoints(self.directory)
         try:
             path = self.saver.save(
                 sess, prefix, global_step=step, write_meta_graph=False, write_state=False
             )
+            _fsync(checkpoint_files(path))
+            pause("sleep_in_save", path)
+            if best:
+                self.copy_best(path)
+            paths = [p for p in previous if p != path] + [path]
+            dropped, paths = paths[: -self.keep], paths[-self.keep :]
+            write_state(self.directory, paths)
         except (tf.errors.OpError, OSError) as e:
-            for f in checkpoint_files(path):
-                os.unlink(f)
-            previous = listed_checkpoints(self.directory)
-            kept = f"; the previous checkpoint {previous[-1]} is intact" if previous else ""
+            if path not in previous:
+                for f in checkpoint_files(path) + glob.glob(glob.escape(path) + "*.tempstate*"):
+                    os.unlink(f)
+            kept = (
+                f"; the previous checkpoint {previous[-1]} is intact"
+                if previous
+                else "; no earlier checkpoint exists"
+            )
             raise UserError(
-                f"could not write checkpoint {path} (disk full or not writable?): "
-                f"{getattr(e, 'message', e)}{kept}"
+                f"could not write checkpoint {path}: disk full or not writable "
+                f"({_reason(e)}){kept}. Free space in {self.directory} and rerun the same "
+                "command to resume"
             ) from None
-        paths = [p for p in listed_checkpoints(self.directory) if p != path] + [path]
-        dropped, paths = paths[: -self.keep], paths[-self.keep :]
-        write_state(self.directory, paths)
         for old in dropped:
             for f in checkpoint_files(old):
                 os.unlink(f)
         return path
 
     def restore(self, sess):
-        """Restore the newest loadable checkpoint, falling back past damaged ones. None if none."""
+        """Restore the newest loadable checkpoint, falling back past damaged ones (which are
+        then unlisted). None if there is none. UserError if it belongs to another model."""
         candidates = listed_checkpoints(self.directory)
-        for i, path in enumerate(reversed(candidates)):
+        variables = {v.op.name: v for v in sess.graph.get_collection(v1.GraphKeys.GLOBAL_VARIABLES)}
+        for i in range(len(candidates) - 1, -1, -1):
+            path = candidates[i]
             try:
-                self.saver.restore(sess, path)
-            except CORRUPT_ERRORS as e:
-                older = candidates[-i - 2] if i + 1 < len(candidates) else None
-                reason = str(getattr(e, "message", e)).splitlines()[0][:200]
+                restore_checkpoint(sess, self.saver, variables, path)
+            except DamagedCheckpoint as e:
                 self.log(
-                    f"checkpoint {path} is damaged or incomplete ({reason}); "
-                    + (f"falling back to {older}" if older else "no older checkpoint left")
+                    f"checkpoint {path} is damaged or incomplete ({e}); "
+                    + (f"falling back to {candidates[i - 1]}" if i else "no older checkpoint left")
                 )
                 continue
+            if i + 1 < len(candidates):
+                write_state(self.directory, candidates[: i + 1])
             return path
         if candidates:
             raise UserError(
-                f"{self.directory}: every listed checkpoint is damaged; remove the directory "
-                "to start again"
+                f"{self.directory}: every listed checkpoint is damaged "
+                f"({', '.join(map(os.path.basename, candidates))}); remove them (or the "
+                "directory) to start again"
             )
         return None
 
@@ -111,16 +226,48 @@ class CheckpointManager:
         """Copy checkpoint `path` to best/ so that best/ is always one complete checkpoint."""
         best = os.path.join(self.directory, BEST_DIR)
         tmp, old = best + ".tmp", best + ".old"
-        shutil.rmtree(tmp, ignore_errors=True)
-        os.makedirs(tmp)
-        name = os.path.basename(path)
-        for f in checkpoint_files(path):
-            shutil.copy2(f, tmp)
-        write_state(tmp, [os.path.join(tmp, name)])
-        if os.path.exists(best):
-            os.replace(best, old)
-        os.replace(tmp, best)
+        try:
+            shutil.rmtree(tmp, ignore_errors=True)
+            os.makedirs(tmp)
+            name = os.path.basename(path)
+            for f in checkpoint_files(path):
+                shutil.copy2(f, tmp)
+            _fsync(checkpoint_files(os.path.join(tmp, name)))
+            write_state(tmp, [os.path.join(tmp, name)])
+            if os.path.exists(best):
+                os.replace(best, old)
+            pause("sleep_in_best", path)
+            os.replace(tmp, best)
+        except OSError:
+            shutil.rmtree(tmp, ignore_errors=True)
+            recover_best(self.directory)
+            raise
         shutil.rmtree(old, ignore_errors=True)
+
+    def recover(self):
+        """Undo what a crash left half-done: finish a best/ swap, delete temporary files and
+        checkpoints that were being dropped. Returns the names removed."""
+        recover_best(self.directory)
+        removed = []
+        for pattern in _TEMP_NAMES:
+            for f in glob.glob(os.path.join(glob.escape(self.directory), pattern)):
+                os.unlink(f)
+                removed.append(os.path.basename(f))
+        for d in (BEST_DIR + ".tmp", BEST_DIR + ".old"):
+            if os.path.isdir(os.path.join(self.directory, d)):
+                shutil.rmtree(os.path.join(self.directory, d))
+                removed.append(d)
+        listed = listed_checkpoints(self.directory)
+        newest = max((_step(p) or 0 for p in listed), default=None)
+        if newest is not None:
+            names = {os.path.basename(p) for p in listed}
+            for f in glob.glob(os.path.join(glob.escape(self.directory), PREFIX + "-*")):
+                stem = re.sub(r"\.(index|data-\d+-of-\d+)$", "", f)
+                step = _step(stem)
+                if step is not None and step < newest and os.path.basename(stem) not in names:
+                    os.unlink(f)
+                    removed.append(os.path.basename(f))
+        return removed
 
 
 def recover_best(directory):
@@ -146,20 +293,32 @@ def find_checkpoint(path):
 
 def average_checkpoints(paths, output_prefix):
     """Average every floating-point variable of `paths`; other variables come from the last."""
-    readers = [tf.train.load_checkpoint(p) for p in paths]
+    readers = []
+    for p in paths:
+        try:
+            readers.append(read_checkpoint(p))
+        except DamagedCheckpoint as e:
+            raise UserError(
+                f"cannot average: checkpoint {p} is damaged or incomplete ({e})"
+            ) from None
     shapes = readers[-1].get_variable_to_shape_map()
     dtypes = readers[-1].get_variable_to_dtype_map()
     for p, r in zip(paths, readers, strict=True):
         if r.get_variable_to_shape_map() != shapes:
             raise UserError(f"checkpoint {p} holds other variables than {paths[-1]}")
     values = {}
-    for name in shapes:
-        if dtypes[name].is_floating:
-            values[name] = np.mean([r.get_tensor(name) for r in readers], axis=0).astype(
-                dtypes[name].as_numpy_dtype
-            )
-        else:
-            values[name] = readers[-1].get_tensor(name)
+    try:
+        for name in shapes:
+            if dtypes[name].is_floating:
+                values[name] = np.mean([r.get_tensor(name) for r in readers], axis=0).astype(
+                    dtypes[name].as_numpy_dtype
+                )
+            else:
+                values[name] = readers[-1].get_tensor(name)
+    except (tf.errors.OpError, IndexError, ValueError) as e:  # IndexError: a truncated file
+        raise UserError(
+            f"cannot average {', '.join(paths)}: a file is damaged ({_reason(e)})"
+        ) from None
     with tf.Graph().as_default():
         variables = {
             name: v1.Variable(value, name=name.replace(":", "_"), dtype=dtypes[name])

@@ -168,7 +168,15 @@ def read_yaml(path):
     except FileNotFoundError:
         raise UserError(f"config file not found: {path}") from None
     except yaml.YAMLError as e:
-        raise UserError(f"{path}: not valid YAML: {e}") from None
+        mark, problem = getattr(e, "problem_mark", None), getattr(e, "problem", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise UserError(
+            f"{path}: not valid YAML{where}: {problem or ' '.join(str(e).split())}"
+        ) from None
+    except UnicodeDecodeError as e:
+        raise UserError(f"{path}: not UTF-8 text (byte {e.start})") from None
+    except IsADirectoryError:
+        raise UserError(f"config file {path} is a directory; give its config.yaml") from None
     if data is None:
         return {}
     if not isinstance(data, dict):

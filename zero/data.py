@@ -394,7 +394,10 @@ class TrainStream:
                     if totals["batches"] == 0:
                         raise UserError(
                             f"{self.src_path}, {self.tgt_path}: no sentence pair is non-empty "
-                            f"and within max_len={self.max_len} tokens"
+                            f"and within max_len={self.max_len} tokens "
+                            f"({totals['skipped_too_long']} pairs are longer, "
+                            f"{totals['skipped_empty']} have an empty side); raise max_len or "
+                            "check that these are the BPE'd files"
                         )
                     self.epoch_stats[epoch] = totals
                     log.info(

@@ -28,20 +28,25 @@ class Translator:
             enc = model.encode(self.src, training=False)
             model_cache = model.inference_cache(enc)
             keys = sorted(model_cache)
-            layout.append((model, len(enc["init"]), keys))
+            # Built here, outside the search loop: once per run, not once per step.
+            layout.append((model, len(enc["init"]), keys, model.inference_constants()))
             states += enc["init"]
             cache += [model_cache[k] for k in keys]
 
         def step_fn(ids, flat_states, flat_cache):
             total, new_states, s, c = None, [], 0, 0
-            for model, n_states, keys in layout:
+            for model, n_states, keys, constants in layout:
                 model_cache = dict(zip(keys, flat_cache[c : c + len(keys)], strict=True))
-                log_probs, st = model.step(ids, flat_states[s : s + n_states], model_cache)
+                log_probs, st = model.step(
+                    ids, flat_states[s : s + n_states], model_cache, constants
+                )
                 total = log_probs if total is None else total + log_probs
                 new_states += st
                 s, c = s + n_states, c + len(keys)
+            if len(layout) > 1:
+                total /= len(layout)
             # PAD and BOS are never outputs: a beam that picked them would just lose words.
-            return total / len(layout) + self._never, new_states
+            return total + self._never, new_states
 
         if config.beam_size <= 1:
             seq, scores = search.greedy_search(step_fn, states, cache, max_lengths)

@@ -123,32 +123,51 @@ class Model:
 
     def decode(self, enc, tgt, training):
         """Teacher-forced decoder over tgt [B, T] -> logits [B, T, V]."""
-        mask = tf.cast(tf.not_equal(tgt, PAD), tf.float32)
         with self._var_scope():
-            _, tgt_emb, bias = self._embeddings()
-            x = tf.nn.embedding_lookup(tgt_emb, self._target_inputs(tgt)) + bias
-            x = self._dropout(x, training)
-            context = None
-            for i, layer in enumerate(self.dec_layers):
-                with v1.variable_scope(f"decoder/layer_{i}"):
-                    if i == 0:
-                        out, context, _ = layer(
-                            x,
-                            mask,
-                            memory=enc["memory"],
-                            memory_mask=enc["mask"],
-                            initial_state=enc["init"][0],
-                        )
-                    else:
-                        out, _, _ = layer(x, mask, memory=context, initial_state=enc["init"][i])
-                    x = self._residual(x, out, "residual", training)
-            return self._logits(x, context, tgt_emb, training)
+            h, context, tgt_emb = self._decoder_outputs(enc, tgt, training)
+            return self._logits(h, context, tgt_emb, training)
 
-    def _logits(self, h, context, tgt_emb, training):
-        """Readout tanh(linear([h; c], E)), dropout, tied softmax weights (no bias)."""
+    def _decoder_outputs(self, enc, tgt, training):
+        """Teacher-forced decoder layers (inside the model's variable scope) -> (top layer's
+        outputs [B, T, d], attention contexts [B, T, d], target embedding)."""
+        mask = tf.cast(tf.not_equal(tgt, PAD), tf.float32)
+        _, tgt_emb, bias = self._embeddings()
+        x = tf.nn.embedding_lookup(tgt_emb, self._target_inputs(tgt)) + bias
+        x = self._dropout(x, training)
+        context = None
+        for i, layer in enumerate(self.dec_layers):
+            with v1.variable_scope(f"decoder/layer_{i}"):
+                if i == 0:
+                    out, context, _ = layer(
+                        x,
+                        mask,
+                        memory=enc["memory"],
+                        memory_mask=enc["mask"],
+                        initial_state=enc["init"][0],
+                    )
+                else:
+                    out, _, _ = layer(x, mask, memory=context, initial_state=enc["init"][i])
+                x = self._residual(x, out, "residual", training)
+        return x, context, tgt_emb
+
+    def _logits(self, h, context, tgt_emb, training, tgt_emb_t=None):
+        """Readout tanh(linear([h; c], E)), dropout, tied softmax weights (no bias).
+
+        h, context [..., d] -> [..., V]. `tgt_emb_t`, the embedding transposed once outside a
+        loop, makes the per-step product of beam search a plain one (oneDNN runs x W^T with a
+        few hundred rows about twice as slow as x W); elsewhere x E^T has no transpose to
+        redo, and its gradient comes out as [V, E] directly.
+        """
         readout = tf.tanh(linear(tf.concat([h, context], -1), self.config.embed_size, "readout"))
         readout = self._dropout(readout, training)
-        return tf.tensordot(readout, tgt_emb, [[readout.shape.ndims - 1], [1]])
+        if readout.shape.rank == 2:
+            if tgt_emb_t is not None:
+                return tf.matmul(readout, tgt_emb_t)
+            return tf.matmul(readout, tgt_emb, transpose_b=True)
+        shape = tf.shape(readout)
+        flat = tf.reshape(readout, [-1, self.config.embed_size])
+        logits = tf.matmul(flat, tgt_emb, transpose_b=True)
+        return tf.reshape(logits, tf.concat([shape[:-1], [-1]], 0))
 
     # -- loss ----------------------------------------------------------------------------------
 
@@ -156,24 +175,27 @@ class Model:
         """Label-smoothed cross entropy: token mean per sentence, then batch mean.
 
         Returns (loss, stats) where stats holds the unsmoothed summed NLL and token count.
+        The readout, logits and softmax run on the target tokens only, not on padding: the
+        [tokens, V] product and softmax are the costliest ops of a step.
         """
-        logits = self.decode(self.encode(src, training), tgt, training)
-        mask = tf.cast(tf.not_equal(tgt, PAD), tf.float32)
-        # One log-softmax serves both terms (the [B, T, V] pass is the costliest op of a step).
-        log_probs = tf.nn.log_softmax(logits)
-        nll = -tf.squeeze(tf.gather(log_probs, tgt[:, :, None], batch_dims=2), -1)
+        enc = self.encode(src, training)
+        is_token = tf.not_equal(tgt, PAD)
+        positions = tf.where(is_token)  # [N, 2]: (sentence, time) of every target token
+        with self._var_scope():
+            h, context, tgt_emb = self._decoder_outputs(enc, tgt, training)
+            h, context = tf.gather_nd(h, positions), tf.gather_nd(context, positions)
+            logits = self._logits(h, context, tgt_emb, training)
         eps = self.config.label_smoothing if training else 0.0
-        if eps > 0:
-            # (1 - eps) on the reference, eps spread uniformly over the vocabulary.
-            uniform = -tf.reduce_mean(log_probs, axis=-1)
-            token_loss = (1.0 - eps) * nll + eps * uniform
-        else:
-            token_loss = nll
+        token_loss, nll = smoothed_cross_entropy(logits, tf.gather_nd(tgt, positions), eps)
+        shape = tf.shape(tgt, out_type=tf.int64)
+        token_loss = tf.scatter_nd(positions, token_loss, shape)  # [B, T], 0 at padding
+        nll = tf.scatter_nd(positions, nll, shape)
+        mask = tf.cast(is_token, tf.float32)
         lengths = tf.maximum(tf.reduce_sum(mask, 1), 1.0)
-        loss = tf.reduce_mean(tf.reduce_sum(token_loss * mask, 1) / lengths)
+        loss = tf.reduce_mean(tf.reduce_sum(token_loss, 1) / lengths)
         stats = {
-            "nll": tf.reduce_sum(nll * mask),
-            "sentence_nll": tf.reduce_sum(nll * mask, 1),
+            "nll": tf.reduce_sum(nll),
+            "sentence_nll": tf.reduce_sum(nll, 1),
             "tokens": tf.reduce_sum(mask),
         }
         return loss, stats
@@ -185,11 +207,29 @@ class Model:
         with self._var_scope(), v1.variable_scope("decoder/layer_0"):
             return self.dec_layers[0].precompute(enc["memory"], enc["mask"])
 
-    def step(self, prev_ids, states, cache):
-        """prev_ids [B] -> (log-probabilities [B, V], new per-layer states)."""
+    def inference_constants(self):
+        """Tensors of one decoding run that do not depend on the sentence (the target
+        embedding, its transpose), computed once outside the search loop. Read inside the loop
+        the embedding would be copied at every step: a variable also read by a gather is in
+        copy-on-read mode."""
         with self._var_scope():
             _, tgt_emb, bias = self._embeddings()
-            x = tf.nn.embedding_lookup(tgt_emb, prev_ids) + bias
+            tgt_emb = tf.identity(tgt_emb)
+            return {"tgt_emb": tgt_emb, "tgt_emb_t": tf.transpose(tgt_emb), "bias": bias}
+
+    def step(self, prev_ids, states, cache, constants=None):
+        """prev_ids [B] -> (log-probabilities [B, V], new per-layer states).
+
+        `constants` from inference_constants() (built outside the loop) saves work per step;
+        without them the step reads the variables itself."""
+        with self._var_scope():
+            if constants is None:
+                _, tgt_emb, bias = self._embeddings()
+                tgt_emb_t = None
+            else:
+                tgt_emb, tgt_emb_t = constants["tgt_emb"], constants["tgt_emb_t"]
+                bias = constants["bias"]
+            x = tf.gather(tgt_emb, prev_ids) + bias
             new_states, context = [], None
             for i, layer in enumerate(self.dec_layers):
                 with v1.variable_scope(f"decoder/layer_{i}"):
@@ -199,5 +239,44 @@ class Model:
                         out, _, state = layer.step(x, states[i], memory_t=context)
                     x = self._residual(x, out, "residual", training=False)
                 new_states.append(state)
-            logits = self._logits(x, context, tgt_emb, training=False)
+            logits = self._logits(x, context, tgt_emb, training=False, tgt_emb_t=tgt_emb_t)
         return tf.nn.log_softmax(logits), new_states
+
+
+def smoothed_cross_entropy(logits, labels, eps):
+    """Label-smoothed cross entropy of logits [N, V] against labels [N] -> (loss [N], nll [N]).
+
+    loss = (1 - eps) * nll + eps * (-mean of the log-probabilities)
+         = nll + eps * (logit of the label - mean logit)
+    with one fused softmax kernel for the forward pass (TF's sparse cross entropy, which also
+    returns softmax - one_hot) and a gradient that reuses it:
+        d loss / d logits = softmax - (1 - eps) * one_hot - eps / V.
+    No [N, V] log-softmax is kept, and no gather gradient scatters into [N, V] zeros.
+    """
+    labels = tf.cast(labels, tf.int32)
+
+    @tf.custom_gradient
+    def xent(logits):
+        nll, softmax_minus_one_hot = tf.raw_ops.SparseSoftmaxCrossEntropyWithLogits(
+            features=logits, labels=labels
+        )
+        loss = nll
+        if eps > 0:
+            picked = tf.gather(logits, labels, batch_dims=1)
+            loss = nll + eps * (picked - tf.reduce_mean(logits, -1))
+
+        def grad(d_loss, d_nll):
+            if d_loss is None:
+                d_loss = tf.zeros_like(nll)
+            d = d_loss if d_nll is None else d_loss + d_nll
+            g = softmax_minus_one_hot * d[:, None]
+            if eps > 0:
+                vocab = tf.cast(tf.shape(logits)[-1], logits.dtype)
+                g -= (eps / vocab) * d_loss[:, None]
+                rows = tf.range(tf.shape(labels)[0])
+                g = tf.tensor_scatter_nd_add(g, tf.stack([rows, labels], 1), eps * d_loss)
+            return g
+
+        return (loss, nll), grad
+
+    return xent(logits)

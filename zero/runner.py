@@ -11,7 +11,13 @@ import tensorflow as tf
 
 from zero import config as config_lib
 from zero import data
-from zero.checkpoints import average_checkpoints, find_checkpoint, listed_checkpoints
+from zero.checkpoints import (
+    DamagedCheckpoint,
+    average_checkpoints,
+    find_checkpoint,
+    listed_checkpoints,
+    restore_checkpoint,
+)
 from zero.decode import Translator, stderr_log, translate_batches
 from zero.errors import UserError
 from zero.fileio import atomic_write_text
@@ -39,8 +45,11 @@ def check_vocabs(model_dir, src_vocab, tgt_vocab, config):
     path = os.path.join(model_dir, VOCAB_RECORD)
     if not os.path.exists(path):
         return
-    with open(path, encoding="utf-8") as f:
-        record = json.load(f)
+    try:
+        with open(path, encoding="utf-8") as f:
+            record = json.load(f)
+    except ValueError:
+        raise UserError(f"{path}: not a vocabulary record (invalid JSON); delete it") from None
     for side, vocab in (("src", src_vocab), ("tgt", tgt_vocab)):
         saved = record.get(side)
         if saved and vocab is not None and saved["fingerprint"] != vocab.fingerprint():
@@ -74,12 +83,11 @@ def restore_models(sess, members):
                 names["model/" + var.op.name[len(model.scope) + 1 :]] = var
         try:
             with sess.graph.as_default():
-                v1.train.Saver(names).restore(sess, path)
-        except (tf.errors.InvalidArgumentError, tf.errors.NotFoundError) as e:
-            message = str(getattr(e, "message", e)).splitlines()[0][:300]
+                restore_checkpoint(sess, v1.train.Saver(names), names, path)
+        except DamagedCheckpoint as e:
             raise UserError(
-                f"checkpoint {path} does not fit the configured model ({message}); check that "
-                "cell, sizes and vocabularies match the model directory"
+                f"checkpoint {path} is damaged or incomplete ({e}); pass an older one with "
+                "--set checkpoint=PREFIX"
             ) from None
 
 
@@ -112,6 +120,9 @@ def build_translator(config, graph):
 def run_train(config):
     from zero.train import Trainer
 
+    if os.path.isdir(config.output_dir):  # resuming: the vocabularies must be the same
+        src_vocab, tgt_vocab, _, _ = load_vocabs(config)
+        check_vocabs(config.output_dir, src_vocab, tgt_vocab, config)
     trainer = Trainer(config)
     record_vocabs(config, trainer.src_vocab, trainer.tgt_vocab)
     trainer.train()

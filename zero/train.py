@@ -11,15 +11,18 @@ import tensorflow as tf
 
 from zero import config as config_lib
 from zero import data, evaluate
-from zero.checkpoints import CheckpointManager, recover_best
+from zero.checkpoints import CheckpointManager, listed_checkpoints
 from zero.decode import Translator, translate_batches
 from zero.errors import UserError
+from zero.faults import pause
+from zero.fileio import atomic_write_text
 from zero.model import Model
 from zero.schedules import learning_rate
 from zero.session import load_vocabs, make_session
 from zero.summaries import SummaryWriter
 
 v1 = tf.compat.v1
+VALIDATION_LOG = "validation.jsonl"
 
 
 class TrainGraph:
@@ -117,8 +120,12 @@ def _hms(seconds):
     return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
 
 
+def _print(message):
+    print(message, flush=True)  # a killed run must not lose the lines it already logged
+
+
 class Trainer:
-    def __init__(self, config, log=print):
+    def __init__(self, config, log=_print):
         self.config = config
         self.log = log
         self.dir = config.output_dir
@@ -132,7 +139,6 @@ class Trainer:
         data.check_parallel(config.train_src, config.train_tgt)
         self.src_vocab, self.tgt_vocab, src_size, tgt_size = load_vocabs(config)
         config.save(saved)
-        recover_best(self.dir)
 
         self.graph = tf.Graph()
         with self.graph.as_default():
@@ -140,6 +146,9 @@ class Trainer:
             self.g.finalize(config)
             self.manager = CheckpointManager(self.dir, self.g.saver, config.keep_checkpoints, log)
             self.sess = make_session(config, self.graph)
+        removed = self.manager.recover()
+        if removed:
+            log(f"removed leftovers of an interrupted run: {', '.join(sorted(removed))}")
         self.summaries = SummaryWriter(os.path.join(self.dir, "summaries"))
 
     # -- state kept in the checkpoint ------------------------------------------------------
@@ -154,12 +163,32 @@ class Trainer:
             self.log(f"resumed from {path} at step {step}")
         else:
             self.log(f"starting a new model in {self.dir} ({self.g.num_params:,} parameters)")
+        self._trim_validation_log(int(self.sess.run(self.g.global_step)))
         return state
 
-    def _save(self, state):
+    def _trim_validation_log(self, step):
+        """Drop validation records after the restored step (written by a run that was killed
+        before its checkpoint was listed) and a half-written last line."""
+        path = os.path.join(self.dir, VALIDATION_LOG)
+        if not os.path.exists(path):
+            return
+        with open(path, encoding="utf-8") as f:
+            lines = f.readlines()
+        keep = []
+        for line in lines:
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(record, dict) and record.get("step", 0) <= step and line.endswith("\n"):
+                keep.append(line)
+        if keep != lines:
+            atomic_write_text(path, "".join(keep))
+
+    def _save(self, state, best=False):
         self.sess.run(self.g.set_train_state, {self.g.train_state_in: json.dumps(state)})
         step = int(self.sess.run(self.g.global_step))
-        return self.manager.save(self.sess, step)
+        return self.manager.save(self.sess, step, best=best)
 
     # -- validation ------------------------------------------------------------------------
 
@@ -213,6 +242,7 @@ class Trainer:
         )
         if state.get("data"):
             stream.restore(state["data"])
+        self._epochs_logged = set()
         best = state.get("best_bleu", -1.0)
         bad_evals = state.get("bad_evals", 0)
         step = int(self.sess.run(g.global_step))
@@ -233,23 +263,30 @@ class Trainer:
                 micro = 0
                 for micro in range(c.grad_accum - 1):
                     batch = next(stream)
-                    self.sess.run(g.accumulate, self._feed(batch, step, micro))
+                    self._run_step(g.accumulate, batch, step, micro)
                     window_tokens += int(batch["num_tgt_tokens"])
                 batch = next(stream)
                 if g.accumulate is not None:
                     micro += 1  # the last micro-batch: train_op accumulates it first
                 fetches = [g.train_op, g.loss, g.lr, g.grad_norm]
-                _, loss, lr, gnorm = self.sess.run(fetches, self._feed(batch, step, micro))
+                _, loss, lr, gnorm = self._run_step(fetches, batch, step, micro)
                 if not np.isfinite(loss) or not np.isfinite(gnorm):
+                    listed = listed_checkpoints(self.dir)
+                    kept = (
+                        f"the last good checkpoint {listed[-1]} is kept"
+                        if listed
+                        else f"no checkpoint was written in {self.dir}"
+                    )
                     raise UserError(
                         f"the training loss became {loss} at step {step + 1} (gradient norm "
-                        f"{gnorm}); stopped without saving, the last good checkpoint in {self.dir} "
-                        f"is kept. Lower the learning rate (lr={c.lr}) or clip_norm and rerun."
+                        f"{gnorm}); stopped without saving, {kept}. Lower the learning rate "
+                        f"(lr={c.lr}), or clip_norm, and rerun."
                     )
                 step += 1
                 window_tokens += int(batch["num_tgt_tokens"])
                 window_loss += float(loss)
                 window_steps += 1
+                self._log_epoch_stats(stream)
                 elapsed = elapsed_before + time.time() - start
                 if step % c.log_every == 0:
                     rate = window_tokens / max(time.time() - window_start, 1e-9)
@@ -272,6 +309,9 @@ class Trainer:
                         step, stream, best, bad_evals, elapsed
                     )
                     last_saved = step
+                    # Validation takes time too: never start another step past the budget.
+                    elapsed = elapsed_before + time.time() - start
+                    out_of_time = c.max_time > 0 and elapsed >= c.max_time
                     if out_of_time:
                         stop_reason = stop_reason or f"time budget of {c.max_time:.0f}s reached"
                     if stop_reason:
@@ -286,6 +326,29 @@ class Trainer:
         self.log(f"training stopped at step {step}: {stop_reason or 'max_steps reached'}")
         self.summaries.close()
         return {"step": step, "best_bleu": best}
+
+    def _log_epoch_stats(self, stream):
+        """Say, once per finished epoch, how many pairs were trained on and how many skipped."""
+        for epoch in sorted(stream.epoch_stats):
+            if epoch < stream.epoch and epoch not in self._epochs_logged:
+                self._epochs_logged.add(epoch)
+                s = stream.epoch_stats[epoch]
+                self.log(
+                    f"data epoch {epoch} done: {s['pairs']} pairs in {s['batches']} batches; "
+                    f"skipped {s['skipped_too_long']} pairs longer than "
+                    f"max_len={self.config.max_len} tokens and {s['skipped_empty']} "
+                    "with an empty side"
+                )
+
+    def _run_step(self, fetches, batch, step, micro):
+        try:
+            return self.sess.run(fetches, self._feed(batch, step, micro))
+        except tf.errors.ResourceExhaustedError:
+            raise UserError(
+                f"out of memory at step {step + 1} on a batch of {batch['src'].shape[0]} "
+                f"sentences: lower batch_tokens (now {self.config.batch_tokens}) or max_len "
+                f"(now {self.config.max_len}) and rerun to resume from the last checkpoint"
+            ) from None
 
     def _feed(self, batch, step, micro):
         seed = (step * max(self.config.grad_accum, 1) + micro) & 0x7FFFFFFF
@@ -330,19 +393,20 @@ class Trainer:
                     self.log("dev BLEU did not improve: learning rate halved")
                 if c.patience and bad_evals >= c.patience:
                     stop = f"early stopping after {bad_evals} validations without improvement"
-        path = self._save(self._state(stream, best, bad_evals, elapsed))
-        if improved:
-            self.manager.copy_best(path)
+        # The record goes first: a run killed before the checkpoint is listed redoes this
+        # validation, and the resumed run drops the record again (_trim_validation_log).
+        _append_jsonl(
+            os.path.join(self.dir, VALIDATION_LOG),
+            {"step": step, "elapsed": round(elapsed, 1), **metrics},
+        )
+        pause("sleep_in_validate", f"step {step}")
+        path = self._save(self._state(stream, best, bad_evals, elapsed), best=improved)
         shown = "  ".join(f"{k} {v:.4g}" for k, v in metrics.items())
         self.log(
             f"validation at step {step}: {shown}  best BLEU {best:.2f}  "
             f"({time.time() - t:.1f}s)  saved {path}"
         )
         self.summaries.scalars(step, {f"dev/{k}": v for k, v in metrics.items()})
-        _append_jsonl(
-            os.path.join(self.dir, "validation.jsonl"),
-            {"step": step, "elapsed": round(elapsed, 1), **metrics},
-        )
         return best, bad_evals, stop
 
 
@@ -351,5 +415,5 @@ def _append_jsonl(path, record):
         f.write(json.dumps(record) + "\n")
 
 
-def train(config, log=print):
+def train(config, log=_print):
     return Trainer(config, log).train()
