@@ -81,7 +81,7 @@ def listed_checkpoints(directory):
         if not os.path.exists(os.path.join(directory, "checkpoint")):
             return []
         pattern = os.path.join(glob.escape(directory), PREFIX + "-*.index")
-        found = [f[: -len(".index")] for f in glob.glob(pattern)]
+        found = [os.path.abspath(f[: -len(".index")]) for f in glob.glob(pattern)]
         return sorted((p for p in found if _step(p) is not None), key=_step)
     paths = list(state.all_model_checkpoint_paths) or [state.model_checkpoint_path]
     # TensorFlow has already joined relative entries with `directory`.
