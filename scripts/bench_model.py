@@ -16,10 +16,10 @@ sample vocabularies), each cell in its own subprocess:
     (the "steps" column shows it). Decoding runs before training, on the initial weights.
   - peak resident memory of the subprocess (VmHWM), graph building, decoding and training.
   - FLOPs per training step, counted analytically from every matrix product of the model
-    (model_flops below; padded positions count, since the machine computes them), and the
-    achieved GFLOP/s as a percentage of this machine's fp32 matmul peak (benchlib.matmul_peak,
-    measured by this script in the same thread setting, best of a measurement before and
-    after the cells).
+    (model_flops below; the padded positions of the recurrent layers count, since the machine
+    computes them), and the achieved GFLOP/s as a percentage of this machine's fp32 matmul
+    peak (benchlib.matmul_peak, measured by this script in the same thread setting, best of a
+    measurement before and after the cells).
 
 Environment (shrink everything for a smoke run):
     BENCH_CELLS="gru lstm atr sru lrn olrn"   BENCH_SIZES="paper sample"
@@ -88,9 +88,11 @@ def model_config(cell, size, data_dir):
     return config_lib.load(os.path.join(ROOT, path), sets + common + SETS)
 
 
-def model_flops(config, batch, src_len, tgt_len, tgt_vocab):
+def model_flops(config, batch, src_len, tgt_len, tgt_vocab, tgt_tokens=None):
     """Forward FLOPs of the model on a [batch, src_len] -> [batch, tgt_len] batch, from every
     matrix product (2 FLOPs per multiply-add; embedding lookups and element-wise work are free).
+    The recurrent layers run over the padded batch; the readout and logits only over the
+    `tgt_tokens` real target tokens (Model.loss skips padding there), all when not given.
 
     Per source token: the encoder's input projections and recurrent products (layer 0: the
     forward cell, and the context-aware backward pass's lower cell on the words and higher cell
@@ -115,14 +117,16 @@ def model_flops(config, batch, src_len, tgt_len, tgt_vocab):
     for i in range(config.num_decoder_layers):
         tgt += cell(e if i == 0 else d) + cell(d) + residual
     tgt += 2 * d * d + 2 * src_len * d + 2 * src_len * d  # query, scores, context
-    tgt += 2 * (2 * d) * e + 2 * e * tgt_vocab  # readout, logits
+    output = 2 * (2 * d) * e + 2 * e * tgt_vocab  # readout, logits
     per_sentence = config.num_decoder_layers * 2 * d * state
-    return batch * (src_len * src + tgt_len * tgt + per_sentence)
+    if tgt_tokens is None:
+        tgt_tokens = batch * tgt_len
+    return batch * (src_len * src + tgt_len * tgt + per_sentence) + tgt_tokens * output
 
 
-def train_step_flops(config, batch, src_len, tgt_len, tgt_vocab):
+def train_step_flops(config, batch, src_len, tgt_len, tgt_vocab, tgt_tokens=None):
     """Forward + backward: the backward pass does two products per forward product."""
-    return 3 * model_flops(config, batch, src_len, tgt_len, tgt_vocab)
+    return 3 * model_flops(config, batch, src_len, tgt_len, tgt_vocab, tgt_tokens)
 
 
 def session_config(config):
@@ -191,7 +195,7 @@ def child(cell, size, data_dir):
     out["train_s"] = benchlib.median(times) / 1000
     out["train_times"] = [round(t / 1000, 3) for t in times]
     b, s = src.shape
-    out["flops"] = train_step_flops(config, b, s, tgt.shape[1], tgt_size)
+    out["flops"] = train_step_flops(config, b, s, tgt.shape[1], tgt_size, out["tgt_tokens"])
     out["peak_mb"] = benchlib.peak_rss_mb()
     return out
 
@@ -209,7 +213,11 @@ def run_child(cell, size, data_dir):
 
 
 def fmt(value, spec, none="-"):
-    return none if value is None else format(value, spec)
+    """format(value, spec), or `none` right-aligned to the spec's width."""
+    if value is None:
+        width = spec.split(".")[0]
+        return format(none, f">{width}") if width else none
+    return format(value, spec)
 
 
 def print_table(size, results, peak):

@@ -27,7 +27,11 @@ v1 = tf.compat.v1
 # Model parts by node name (first match wins); gradients are told apart by "gradients".
 PARTS = [
     ("optimizer", r"Adam|clip_by_global_norm|global_norm|update_|Assign"),
-    ("readout/logits/loss", r"Tensordot|readout|LogSoftmax|log_softmax|GatherV2|Softmax_cross"),
+    (
+        "readout/logits/loss",
+        r"readout|^(gradients/)?model(_\d+)?/MatMul|SparseSoftmax|TensorScatterAdd|ScatterNd|"
+        r"GatherNd|Tensordot|LogSoftmax",
+    ),
     ("decoder loop", r"decoder/layer_\d+/while"),
     ("encoder loop", r"encoder/layer_\d+/while"),
     ("decoder other", r"decoder"),
