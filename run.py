@@ -2,6 +2,7 @@
 """The one entry point: python run.py --mode MODE --config FILE [--set key=value ...]."""
 
 import argparse
+import difflib
 import errno
 import os
 import sys
@@ -16,7 +17,7 @@ def main(argv=None):
         description="Train, decode, score and inspect attentional RNN translation models."
     )
     parser.add_argument(
-        "--mode", required=True, choices=["train", "test", "score", "params", "average"]
+        "--mode", required=True, help="train, test, score, params, average, translate, ..."
     )
     parser.add_argument("--config", help="YAML config (a model directory's config.yaml works)")
     parser.add_argument(
@@ -38,6 +39,12 @@ def main(argv=None):
         from zero import config as config_lib
         from zero.runner import MODES
 
+        if args.mode not in MODES:
+            close = difflib.get_close_matches(args.mode, MODES, n=1, cutoff=0.0)
+            raise UserError(
+                f"unknown mode '{args.mode}'; choose one of {', '.join(MODES)}"
+                + (f"; did you mean '{close[0]}'?" if close else "")
+            )
         config = config_lib.load(args.config, args.set)
         MODES[args.mode](config)
     except UserError as e:

@@ -26,6 +26,8 @@ Environment (shrink everything for a smoke run):
     BENCH_STEPS=5  timed training steps        BENCH_WARMUP=2  untimed steps first
     BENCH_TOKENS=2000  source tokens of the batch
     BENCH_DECODE_SENTENCES=200  BENCH_DECODE_RUNS=1  (median of runs; 0 skips decoding)
+    BENCH_ROUNDS=1  runs of every cell, round robin; each figure is the best round's (on a
+        shared machine other processes only ever slow a round down)
     BENCH_SET="key=value ..."   config overrides for every model (e.g. hidden_size=64)
     BENCH_THREADS=0  the config key `threads` (0 = TensorFlow's choice)
     BENCH_DATA=prepared/sample  prepared sample data (also --data DIR)
@@ -58,6 +60,7 @@ WARMUP = int(os.environ.get("BENCH_WARMUP", "2"))
 TOKENS = int(os.environ.get("BENCH_TOKENS", "2000"))
 DECODE_SENTENCES = int(os.environ.get("BENCH_DECODE_SENTENCES", "200"))
 DECODE_RUNS = int(os.environ.get("BENCH_DECODE_RUNS", "1"))
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "1"))
 SETS = os.environ.get("BENCH_SET", "").split()
 THREADS = int(os.environ.get("BENCH_THREADS", "0"))
 PAPER_VOCAB = 27750
@@ -265,7 +268,8 @@ def main():
     threads = int(config_lib.load(None, [f"threads={THREADS}"]).threads)
     peak_config = session_config(config_lib.Config(threads=threads))
     print(
-        f"median of {STEPS} training steps after {WARMUP} warm-up; decoding: beam 4, "
+        f"median of {STEPS} training steps after {WARMUP} warm-up, best of {ROUNDS} round(s); "
+        f"decoding: beam 4, "
         f"{DECODE_SENTENCES} test sentences, median of {DECODE_RUNS} run(s) after a warm-up batch;"
         f" threads {threads or 'TensorFlow default'}; data {args.data}"
     )
@@ -277,17 +281,24 @@ def main():
         print(f"config overrides: {' '.join(SETS)}")
     start_load, start = benchlib.load_avg(), time.time()
     peak = benchlib.matmul_peak(config=peak_config)
-    results = {}
-    for size in SIZES:
-        results[size] = {}
-        for cell in CELLS:
-            results[size][cell] = run_child(cell, size, args.data)
-            r = results[size][cell]
-            print(
-                f"  {size} {cell}: {r['train_s']:.3f} s/step {r['train_times']}, "
-                f"decode {fmt(r.get('decode_ms'), '.2f')} ms/sentence",
-                flush=True,
-            )
+    results = {size: {} for size in SIZES}
+    for _ in range(ROUNDS):
+        for size in SIZES:
+            for cell in CELLS:
+                r = run_child(cell, size, args.data)
+                decode = fmt(r.get("decode_ms"), ".2f")
+                print(
+                    f"  {size} {cell}: {r['train_s']:.3f} s/step {r['train_times']}, decode "
+                    f"{decode} ms/sentence (load {benchlib.load_avg():.1f})",
+                    flush=True,
+                )
+                best = results[size].setdefault(cell, r)
+                # Over rounds, the fastest: other processes on the machine only slow a run down.
+                if r["train_s"] < best["train_s"]:
+                    best.update({k: r[k] for k in ("train_s", "train_times")})
+                if r.get("decode_ms", 1e30) < best.get("decode_ms", 1e30):
+                    best["decode_ms"] = r["decode_ms"]
+                best["peak_mb"] = max(best["peak_mb"], r["peak_mb"])
     peak = max(peak, benchlib.matmul_peak(config=peak_config))
     print(f"\nfp32 matmul peak (big tf.matmul, best of runs): {peak:.1f} GFLOP/s")
     print(

@@ -7,7 +7,7 @@ cd "$ROOT"
 work="${ZERO_SMOKE_DIR:-$(mktemp -d)}"
 bash scripts/prepare_sample.sh "$work/data" --max-pairs 3000 --merges 500
 tiny=(hidden_size=32 embed_size=32 num_encoder_layers=2 num_decoder_layers=2 batch_tokens=1000
-      log_every=5 eval_every=10 eval_sentences=50 max_time=0 warmup_steps=5 prep_dir="$work/data"
+      log_every=5 eval_every=10 eval_sentences=50 max_time=0 lr_progress=steps warmup_steps=5 prep_dir="$work/data"
       src_vocab="$work/data/vocab.en" tgt_vocab="$work/data/vocab.de"
       train_src="$work/data/train.bpe.en" train_tgt="$work/data/train.bpe.de"
       dev_src="$work/data/dev.bpe.en" dev_tgt="$work/data/dev.bpe.de" dev_ref="$work/data/dev.de"

@@ -160,6 +160,17 @@ def unknown_cell(ctx):
     ]
 
 
+def unknown_mode(ctx):
+    return _argv("tset", ctx.train_config()), ["unknown mode 'tset'", "did you mean 'test'"]
+
+
+def time_progress_without_budget(ctx):
+    return _argv("train", ctx.train_config(), lr_progress="time"), [
+        "config key 'lr_progress'",
+        "positive max_time",
+    ]
+
+
 def missing_vocabulary(ctx):
     missing = os.path.join(ctx.tmp, "no-such-vocab.txt")
     return _argv("train", ctx.train_config(src_vocab=missing)), [
@@ -321,6 +332,8 @@ CASES = [
     (wrong_type_in_yaml, "main"),
     (wrong_type_in_set, "main"),
     (unknown_cell, "main"),
+    (unknown_mode, "run.py"),
+    (time_progress_without_budget, "main"),
     (missing_vocabulary, "main"),
     (not_a_vocabulary, "main"),
     (decode_other_vocabulary, "run.py"),

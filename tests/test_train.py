@@ -134,3 +134,38 @@ def test_eval_sentences_keeps_the_first_lines(corpus):
         for index, row in zip(batch["index"], batch["src"], strict=True):
             rows[int(index)] = row[row != 0].tolist()
     assert rows == {i: full[i] for i in range(3)}
+
+
+def test_time_progress_schedule_runs_the_whole_decay_within_max_time(corpus, tmp_path):
+    """lr_progress: time stretches the cosine over max_time (CPU clock here, so a loaded machine
+    changes the step count, not the outcome): max_steps does not stop training, the lr falls
+    from its peak to near min_lr, and training stops on the time budget."""
+    config = _config(
+        corpus,
+        tmp_path / "m",
+        lr_schedule="cosine",
+        warmup_steps=1,
+        max_steps=10,
+        min_lr=0.0001,
+        max_time=3.0,
+        time_clock="cpu",
+        lr_progress="time",
+        dropout=0.0,
+    )
+    result, _, lines = _train(config)
+    lrs = [float(m.group(1)) for m in map(re.compile(r"^step \d+ .* lr (\S+)").match, lines) if m]
+    assert result["step"] > 10 and len(lrs) == result["step"]
+    assert max(lrs) > 0.008 and lrs[-1] < 0.002 and lrs[-1] >= 0.0001
+    peak = lrs.index(max(lrs))
+    assert all(a >= b for a, b in zip(lrs[peak:], lrs[peak + 1 :], strict=False))
+    assert any("time budget of 3s reached" in line for line in lines)
+    # The budget is in the checkpoint: rerunning has nothing left to do.
+    _, _, again = _train(config)
+    assert any(line.startswith("nothing to do") for line in again)
+
+
+def test_time_progress_needs_a_time_budget():
+    from zero.errors import UserError
+
+    with pytest.raises(UserError, match="'lr_progress'.*max_time"):
+        tiny_config(lr_progress="time")

@@ -65,6 +65,18 @@ SCHEMA = {
     "grad_accum": (1, int, "accumulate gradients over N batches before an update"),
     "max_steps": (300000, int, "stop after this many updates"),
     "max_time": (0.0, float, "stop after this many seconds of training (0 = no limit)"),
+    "time_clock": (
+        "wall",
+        str,
+        "what max_time counts: wall (seconds) or cpu (CPU seconds of the training process, so "
+        "runs sharing a machine get equal compute)",
+    ),
+    "lr_progress": (
+        "steps",
+        str,
+        "steps, or time: the schedule runs at step max_steps * elapsed / max_time, so a slow "
+        "model still completes warmup and decay within max_time (training then stops on time)",
+    ),
     "log_every": (100, int, "steps between progress lines and training summaries"),
     "eval_every": (5000, int, "steps between validation (dev loss and BLEU) and checkpoints"),
     "save_every": (0, int, "steps between extra checkpoints (0 = at validation only)"),
@@ -85,6 +97,18 @@ SCHEMA = {
     "checkpoint": (None, str, "checkpoint to load instead of the best/latest one"),
     "ensemble": ([], list, "further model directories or checkpoints to ensemble with"),
     "average_last": (5, int, "average mode: how many of the latest checkpoints to average"),
+    # translation, export, inspection
+    "export_dir": (None, str, "export mode: directory the SavedModel is written to"),
+    "layer": (0, int, "weights mode: encoder layer to decompose (0 = the first)"),
+    "direction": ("fw", str, "weights mode: fw or bw half of a bidirectional encoder layer"),
+    "weights_dir": (None, str, "weights mode: directory for the .npz, plots and index.html"),
+    # precision and devices
+    "precision": (
+        "float32",
+        str,
+        "float32, bfloat16 or float16: precision of matrix products and attention (weights, "
+        "optimizer state and checkpoints stay float32)",
+    ),
 }
 
 # Keys that define the network: a model directory built with other values cannot be loaded.
@@ -212,6 +236,10 @@ def _choices():
         "cell": tuple(CELLS),
         "lrn_activation": ("identity", "tanh"),
         "lr_schedule": SCHEDULES,
+        "time_clock": ("wall", "cpu"),
+        "lr_progress": ("steps", "time"),
+        "direction": ("fw", "bw"),
+        "precision": ("float32", "bfloat16", "float16"),
     }
 
 
@@ -236,6 +264,8 @@ def load(path=None, sets=None):
         _apply(values, read_yaml(path), path)
     _apply(values, parse_sets(sets), "--set")
     _check_choices(values)
+    if values["lr_progress"] == "time" and values["max_time"] <= 0:
+        raise UserError("config key 'lr_progress': 'time' needs a positive max_time")
     return Config(values)
 
 

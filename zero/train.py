@@ -59,7 +59,12 @@ class TrainGraph:
         self.set_train_state = self.train_state.assign(self.train_state_in)
         self.halve_lr = self.lr_scale.assign(self.lr_scale * 0.5)
 
-        self.lr = learning_rate(config, self.global_step, self.lr_scale)
+        # The step the schedule is evaluated at: the global step, or (lr_progress: time) the
+        # fraction of the time budget used, scaled to max_steps, fed by the loop.
+        self.schedule_step = v1.placeholder_with_default(
+            tf.cast(self.global_step, tf.float32), [], name="schedule_step"
+        )
+        self.lr = learning_rate(config, self.schedule_step, self.lr_scale)
         optimizer = v1.train.AdamOptimizer(
             self.lr, config.adam_beta1, config.adam_beta2, config.adam_epsilon
         )
@@ -108,9 +113,9 @@ class TrainGraph:
         self.init_op = v1.global_variables_initializer()
 
 
-def _progress_line(step, max_steps, loss, lr, tokens_per_s, elapsed, eta):
+def _progress_line(step, total, loss, lr, tokens_per_s, elapsed, eta):
     return (
-        f"step {step}/{max_steps}  loss {loss:.4f}  lr {lr:.3g}  {tokens_per_s:,.0f} tok/s  "
+        f"step {step}{total}  loss {loss:.4f}  lr {lr:.3g}  {tokens_per_s:,.0f} tok/s  "
         f"elapsed {_hms(elapsed)}  eta {_hms(eta)}"
     )
 
@@ -248,10 +253,16 @@ class Trainer:
         step = int(self.sess.run(g.global_step))
         self._start_step = step
         elapsed_before = state.get("elapsed", 0.0)
-        start = time.time()
+        # Elapsed training time on the configured clock, including earlier runs of this model.
+        clock = time.process_time if c.time_clock == "cpu" else time.time
+        start = clock()
+        self._elapsed = lambda: elapsed_before + clock() - start
+        self._elapsed_before = elapsed_before
+        by_time = c.lr_progress == "time"
+        step_limit = math.inf if by_time else c.max_steps
         window_tokens, window_start, window_loss, window_steps = 0, time.time(), 0.0, 0
         last_saved, stop_reason = step, None
-        if step >= c.max_steps or (c.max_time > 0 and elapsed_before >= c.max_time):
+        if step >= step_limit or (c.max_time > 0 and elapsed_before >= c.max_time):
             stream.close()
             self.log(
                 f"nothing to do: step {step}, {elapsed_before:.0f}s of training already done "
@@ -259,7 +270,7 @@ class Trainer:
             )
             return {"step": step, "best_bleu": best}
         try:
-            while step < c.max_steps:
+            while step < step_limit:
                 micro = 0
                 for micro in range(c.grad_accum - 1):
                     batch = next(stream)
@@ -287,12 +298,17 @@ class Trainer:
                 window_loss += float(loss)
                 window_steps += 1
                 self._log_epoch_stats(stream)
-                elapsed = elapsed_before + time.time() - start
+                elapsed = self._elapsed()
                 if step % c.log_every == 0:
                     rate = window_tokens / max(time.time() - window_start, 1e-9)
-                    eta = self._eta(step, elapsed, elapsed_before, start)
+                    eta = self._eta(step, elapsed)
                     mean_loss = window_loss / window_steps
-                    self.log(_progress_line(step, c.max_steps, mean_loss, lr, rate, elapsed, eta))
+                    total = (
+                        f" ({elapsed / c.max_time:.0%} of max_time)"
+                        if by_time
+                        else (f"/{c.max_steps}")
+                    )
+                    self.log(_progress_line(step, total, mean_loss, lr, rate, elapsed, eta))
                     self.summaries.scalars(
                         step,
                         {
@@ -304,13 +320,13 @@ class Trainer:
                     )
                     window_tokens, window_start, window_loss, window_steps = 0, time.time(), 0, 0
                 out_of_time = c.max_time > 0 and elapsed >= c.max_time
-                if step % c.eval_every == 0 or out_of_time or step >= c.max_steps:
+                if step % c.eval_every == 0 or out_of_time or step >= step_limit:
                     best, bad_evals, stop_reason = self._evaluate_and_save(
                         step, stream, best, bad_evals, elapsed
                     )
                     last_saved = step
                     # Validation takes time too: never start another step past the budget.
-                    elapsed = elapsed_before + time.time() - start
+                    elapsed = self._elapsed()
                     out_of_time = c.max_time > 0 and elapsed >= c.max_time
                     if out_of_time:
                         stop_reason = stop_reason or f"time budget of {c.max_time:.0f}s reached"
@@ -322,7 +338,7 @@ class Trainer:
         finally:
             stream.close()
         if last_saved != step:
-            self._save(self._state(stream, best, bad_evals, elapsed_before + time.time() - start))
+            self._save(self._state(stream, best, bad_evals, self._elapsed()))
         self.log(f"training stopped at step {step}: {stop_reason or 'max_steps reached'}")
         self.summaries.close()
         return {"step": step, "best_bleu": best}
@@ -351,18 +367,24 @@ class Trainer:
             ) from None
 
     def _feed(self, batch, step, micro):
-        seed = (step * max(self.config.grad_accum, 1) + micro) & 0x7FFFFFFF
-        return {
+        c = self.config
+        seed = (step * max(c.grad_accum, 1) + micro) & 0x7FFFFFFF
+        feed = {
             self.g.src: batch["src"],
             self.g.tgt: batch["tgt"],
-            self.g.dropout_seed: np.array([self.config.seed, seed], np.int64),
+            self.g.dropout_seed: np.array([c.seed, seed], np.int64),
         }
+        if c.lr_progress == "time":
+            feed[self.g.schedule_step] = c.max_steps * min(self._elapsed() / c.max_time, 1.0)
+        return feed
 
-    def _eta(self, step, elapsed, elapsed_before, start):
+    def _eta(self, step, elapsed):
         c = self.config
+        if c.lr_progress == "time":
+            return c.max_time - elapsed
         # Time since this process started over the steps it ran: a resumed run must not
         # divide by the steps of earlier runs.
-        per_step = (time.time() - start) / max(step - self._start_step, 1)
+        per_step = (elapsed - self._elapsed_before) / max(step - self._start_step, 1)
         eta = (c.max_steps - step) * per_step
         if c.max_time > 0:
             eta = min(eta, c.max_time - elapsed)
