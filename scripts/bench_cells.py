@@ -40,17 +40,8 @@ STEPS = int(os.environ.get("BENCH_STEPS", "50"))
 CELLS = os.environ.get("BENCH_CELLS", "lrn olrn gru lstm atr sru").split()
 KERAS = os.environ.get("BENCH_KERAS", "1") != "0"
 
-# (input projection width, recurrent projection width) in units of d.
-WIDTHS = {
-    "lrn": (3, 0),
-    "olrn": (4, 0),
-    "sru": (4, 0),
-    "atr": (1, 1),
-    "gru": (3, 3),
-    "lstm": (4, 4),
-    "keras_gru": (3, 3),
-    "keras_lstm": (4, 4),
-}
+# benchlib.WIDTHS, and the Keras cells (the same products as ours).
+WIDTHS = {**benchlib.WIDTHS, "keras_gru": (3, 3), "keras_lstm": (4, 4)}
 
 
 def gflop(name, size):

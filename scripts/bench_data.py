@@ -21,19 +21,9 @@ import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-
-def rss_mb():
-    """Peak resident memory of this process in MiB: ru_maxrss, or VmHWM where /proc has it
-    (ru_maxrss survives exec, so a child started by a big parent would report the parent's)."""
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+import benchlib  # noqa: E402
 
 
 def synthesize(workdir, pairs, vocab_size=32000, seed=0):
@@ -76,7 +66,7 @@ def measure(src, tgt, src_vocab, tgt_vocab, batch_tokens, max_len, batches, buff
     from zero.data import TrainStream
     from zero.vocab import Vocab
 
-    base = rss_mb()
+    base = benchlib.peak_rss_mb()
     sv, tv = Vocab.load(src_vocab), Vocab.load(tgt_vocab)
     t0 = time.perf_counter()
     stream = TrainStream(src, tgt, sv, tv, batch_tokens, max_len, seed=1, buffer_size=buffer_size)
@@ -108,20 +98,14 @@ def measure(src, tgt, src_vocab, tgt_vocab, batch_tokens, max_len, batches, buff
         "sentences_per_batch": round(n_sent / batches, 1),
         "tgt_tokens_per_s": round(n_tok / dt),
         "restore_to_first_batch_s": round(t_restore, 2),
-        "peak_rss_mb": round(rss_mb()),
+        "peak_rss_mb": round(benchlib.peak_rss_mb()),
         "ru_maxrss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
         "rss_before_mb": round(base),
     }
 
 
 def run_child(args):
-    out = subprocess.run(
-        [sys.executable, __file__, "--child", json.dumps(args)],
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return benchlib.run_child(__file__, ["--child", json.dumps(args)], "data benchmark child")
 
 
 def main():

@@ -10,7 +10,7 @@ after BENCH_WARMUP untimed passes, and the speedup over GRU, beside the paper's 
 
 Decoding time is proportional to the number of decoder steps, which depends on the output
 lengths, so every cell must produce comparable outputs. Two modes, printed in the header:
-  - trained (--model-root DIR, needs DIR/sample_<cell>/ with a trained model for every cell):
+  - trained (--model-root DIR: DIR/<cell>/ or DIR/sample_<cell>/ for every cell):
     the real models. Trained models of similar quality produce similar lengths; the "steps"
     and "out len" columns show how comparable they are.
   - fixed steps (the default): randomly initialised models. Their output distributions are
@@ -31,7 +31,6 @@ Smoke run: BENCH_CELLS="gru lrn" BENCH_SENTENCES=20 BENCH_RUNS=1 bash scripts/be
 import argparse
 import json
 import os
-import subprocess
 import sys
 import time
 
@@ -67,7 +66,7 @@ def child(cell, data_dir, model_root):
     sets += [f"threads={THREADS}"] + SETS
     graph = tf.Graph()
     if model_root:
-        model_dir = os.path.join(model_root, f"sample_{cell}")
+        model_dir = trained_dir(model_root, cell)
         sets.append(f"output_dir={model_dir}")
         config = config_lib.load(config_lib.saved_path(model_dir), sets)
         translator, members, src_vocab, _ = build_translator(config, graph)
@@ -114,22 +113,32 @@ def child(cell, data_dir, model_root):
     }
 
 
+def trained_dir(root, cell):
+    """root/<cell> (scripts/compare_cells.sh) or root/sample_<cell> (the sample configs)."""
+    for name in (cell, f"sample_{cell}"):
+        if os.path.exists(os.path.join(root, name, "config.yaml")):
+            return os.path.join(root, name)
+    return None
+
+
 def run_child(cell, data_dir, model_root):
-    cmd = [sys.executable, os.path.abspath(__file__), "--child", cell, "--data", data_dir]
+    args = ["--child", cell, "--data", data_dir]
     if model_root:
-        cmd += ["--model-root", model_root]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    if proc.returncode != 0:
-        sys.stderr.write(proc.stderr[-3000:])
-        raise SystemExit(f"{cell} failed (exit {proc.returncode})")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+        args += ["--model-root", model_root]
+    return benchlib.run_child(os.path.abspath(__file__), args, cell)
 
 
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--data", default=os.environ.get("BENCH_DATA", "prepared/sample"))
     parser.add_argument(
-        "--model-root", help="directory holding sample_<cell>/ trained models (all cells)"
+        "--model-root",
+        help="directory holding a trained model per cell: <cell>/ or sample_<cell>/",
+    )
+    parser.add_argument(
+        "--json",
+        default="runs/bench/decode.json",
+        help="where to save the results (read by scripts/reproduce_table.sh)",
     )
     parser.add_argument("--child", metavar="CELL")
     args = parser.parse_args()
@@ -140,18 +149,14 @@ def main():
     args.data = os.path.abspath(args.data)
     if args.model_root:
         args.model_root = os.path.abspath(args.model_root)
-        missing = [
-            c
-            for c in CELLS
-            if not os.path.exists(os.path.join(args.model_root, f"sample_{c}", "config.yaml"))
-        ]
+        missing = [c for c in CELLS if not trained_dir(args.model_root, c)]
         if missing:
             raise SystemExit(
                 f"--model-root {args.model_root}: no trained model for {', '.join(missing)} "
-                "(sample_<cell>/ with config.yaml and checkpoints); all cells need one, or "
-                "leave --model-root out for the fixed-steps mode"
+                "(<cell>/ or sample_<cell>/ with config.yaml and checkpoints); all cells need "
+                "one, or leave --model-root out for the fixed-steps mode"
             )
-        mode = f"trained models from {args.model_root}/sample_<cell>"
+        mode = f"trained models from {args.model_root}"
     else:
         mode = (
             "fixed steps: randomly initialised models, every sentence decoded to the maximum "
@@ -173,6 +178,10 @@ def main():
     print(
         f"load average (1 min) at start {start_load:.2f}, at end {benchlib.load_avg():.2f}; "
         f"{time.time() - start:.0f} s"
+    )
+    benchlib.write_results(
+        args.json,
+        {"mode": "trained" if args.model_root else "fixed", "runs": RUNS, "results": results},
     )
     print(f"\nhidden {first['hidden']}, {first['sentences']} sentences")
     print(

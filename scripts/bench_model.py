@@ -38,7 +38,6 @@ Smoke run: BENCH_CELLS="gru lrn" BENCH_SIZES=sample BENCH_STEPS=1 BENCH_WARMUP=1
 import argparse
 import json
 import os
-import subprocess
 import sys
 import time
 
@@ -65,16 +64,7 @@ SETS = os.environ.get("BENCH_SET", "").split()
 THREADS = int(os.environ.get("BENCH_THREADS", "0"))
 PAPER_VOCAB = 27750
 
-# (input projection width, recurrent projection width) in units of d: the products per token
-# of one cell (the same table as bench_cells.py).
-WIDTHS = {
-    "lrn": (3, 0),
-    "olrn": (4, 0),
-    "sru": (4, 0),
-    "atr": (1, 1),
-    "gru": (3, 3),
-    "lstm": (4, 4),
-}
+WIDTHS = benchlib.WIDTHS
 
 
 def model_config(cell, size, data_dir):
@@ -130,15 +120,6 @@ def model_flops(config, batch, src_len, tgt_len, tgt_vocab, tgt_tokens=None):
 def train_step_flops(config, batch, src_len, tgt_len, tgt_vocab, tgt_tokens=None):
     """Forward + backward: the backward pass does two products per forward product."""
     return 3 * model_flops(config, batch, src_len, tgt_len, tgt_vocab, tgt_tokens)
-
-
-def session_config(config):
-    """The toolkit's session settings (zero.session.make_session) as a ConfigProto."""
-    return v1.ConfigProto(
-        intra_op_parallelism_threads=config.threads,
-        inter_op_parallelism_threads=config.threads,
-        allow_soft_placement=True,
-    )
 
 
 # -- one cell, in a child process ----------------------------------------------------------
@@ -204,12 +185,8 @@ def child(cell, size, data_dir):
 
 
 def run_child(cell, size, data_dir):
-    cmd = [sys.executable, os.path.abspath(__file__), "--child", cell, size, "--data", data_dir]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    if proc.returncode != 0:
-        sys.stderr.write(proc.stderr[-3000:])
-        raise SystemExit(f"{cell} at {size} size failed (exit {proc.returncode})")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    args = ["--child", cell, size, "--data", data_dir]
+    return benchlib.run_child(os.path.abspath(__file__), args, f"{cell} at {size} size")
 
 
 # -- the table -----------------------------------------------------------------------------
@@ -256,6 +233,11 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--data", default=os.environ.get("BENCH_DATA", "prepared/sample"))
     parser.add_argument("--child", nargs=2, metavar=("CELL", "SIZE"))
+    parser.add_argument(
+        "--json",
+        default="runs/bench/model.json",
+        help="where to save the results (read by scripts/reproduce_table.sh)",
+    )
     args = parser.parse_args()
     if args.child:
         print(json.dumps(child(*args.child, args.data)))
@@ -264,6 +246,7 @@ def main():
     args.data = os.path.abspath(args.data)
     tf.compat.v1.disable_eager_execution()
     from zero import config as config_lib
+    from zero.session import session_config
 
     threads = int(config_lib.load(None, [f"threads={THREADS}"]).threads)
     peak_config = session_config(config_lib.Config(threads=threads))
@@ -307,6 +290,10 @@ def main():
     )
     for size in SIZES:
         print_table(size, results[size], peak)
+    benchlib.write_results(
+        args.json,
+        {"steps": STEPS, "rounds": ROUNDS, "peak_gflops": peak, "results": results},
+    )
     paper = results.get("paper", {})
     if "lrn" in paper and "gru" in paper:
         lrn, gru = paper["lrn"], paper["gru"]

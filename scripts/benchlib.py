@@ -1,18 +1,22 @@
-"""Helpers shared by the benchmarks (bench_cells.py, bench_model.py, bench_decode.py).
+"""Helpers shared by the benchmarks (bench_cells, bench_model, bench_decode, bench_data).
 
 Timing (median of runs after warm-up), this machine's fp32 matrix-multiply peak, peak resident
-memory, and the sample data the model benchmarks read. Benchmarks, not tests: nothing here is
-imported by the toolkit.
+memory, child processes, result files, and the sample data the model benchmarks read.
+Benchmarks, not tests: nothing here is imported by the toolkit. TensorFlow is imported only by
+the functions that need it, so the data benchmark measures its memory without it.
 """
 
+import datetime
+import json
 import os
+import platform
+import resource
 import statistics
+import subprocess
+import sys
 import time
 
 import numpy as np
-import tensorflow as tf
-
-v1 = tf.compat.v1
 
 # The paper's figures (DESIGN.md, WMT14 En-De, one GPU): seconds per training batch and ms per
 # decoded sentence. No LSTM row in the paper.
@@ -26,6 +30,18 @@ PAPER = {
 }
 CELLS = ["gru", "lstm", "atr", "sru", "lrn", "olrn"]
 SHOWN = {"gru": "GRU", "lstm": "LSTM", "atr": "ATR", "sru": "SRU", "lrn": "LRN", "olrn": "oLRN"}
+
+# (input projection width, recurrent projection width) of each cell in units of the hidden
+# size d: per token, a cell multiplies its input by a [d_in, n_in * d] matrix outside the loop
+# and its previous state by a [d, n_rec * d] one inside it.
+WIDTHS = {
+    "lrn": (3, 0),
+    "olrn": (4, 0),
+    "sru": (4, 0),
+    "atr": (1, 1),
+    "gru": (3, 3),
+    "lstm": (4, 4),
+}
 
 
 def times_ms(run, warmup, runs):
@@ -45,7 +61,9 @@ def median(values):
 
 
 def session(graph=None, config=None):
-    return v1.Session(graph=graph or v1.get_default_graph(), config=config)
+    import tensorflow as tf
+
+    return tf.compat.v1.Session(graph=graph or tf.compat.v1.get_default_graph(), config=config)
 
 
 def matmul_peak(warmup=2, runs=5, sizes=(2048, 4096), config=None):
@@ -55,6 +73,9 @@ def matmul_peak(warmup=2, runs=5, sizes=(2048, 4096), config=None):
     on a shared machine only ever slow a run down. `config` is the session ConfigProto (thread
     settings) of the code being compared with it.
     """
+    import tensorflow as tf
+
+    v1 = tf.compat.v1
     best = 0.0
     for n in sizes:
         with tf.Graph().as_default() as graph:
@@ -69,7 +90,8 @@ def matmul_peak(warmup=2, runs=5, sizes=(2048, 4096), config=None):
 
 
 def peak_rss_mb():
-    """This process's peak resident memory (VmHWM) in MB, or None where /proc is missing."""
+    """This process's peak resident memory in MiB: VmHWM, or ru_maxrss where /proc is missing
+    (ru_maxrss survives exec, so a child started by a big parent would report the parent's)."""
     try:
         with open("/proc/self/status") as f:
             for line in f:
@@ -77,7 +99,46 @@ def peak_rss_mb():
                     return int(line.split()[1]) / 1024
     except OSError:
         pass
-    return None
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def run_child(script, args, what):
+    """Run `python script args...` (a benchmark's --child mode, so each measurement has a
+    process of its own) and return the JSON object on its last stdout line."""
+    proc = subprocess.run([sys.executable, script, *args], capture_output=True, text=True)
+    if proc.returncode != 0:
+        sys.stderr.write(proc.stderr[-3000:])
+        raise SystemExit(f"{what} failed (exit {proc.returncode})")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def machine():
+    """What the figures were measured on, for the result files and the README table."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if "model name" in line)
+    except (OSError, StopIteration):
+        pass
+    return f"{cpu}, {os.cpu_count()} cores"
+
+
+def write_results(path, payload):
+    """Save a benchmark's results (with date and machine) for scripts/reproduce_table.py."""
+    import tensorflow as tf
+
+    record = {
+        "date": datetime.date.today().isoformat(),
+        "machine": machine(),
+        "tensorflow": tf.__version__,
+        **payload,
+    }
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(record, f, indent=1)
+    os.replace(tmp, path)
+    print(f"results written to {path}")
 
 
 def load_avg():

@@ -36,12 +36,17 @@ def load_vocabs(config):
     return vocabs[0], vocabs[1], sizes[0], sizes[1]
 
 
-def make_session(config, graph):
-    threads = config.threads
-    session_config = v1.ConfigProto(
-        intra_op_parallelism_threads=threads,
-        inter_op_parallelism_threads=threads,
+def session_config(config):
+    """The ConfigProto of every session: thread counts from the config (0 = TensorFlow's
+    choice), soft placement, and GPU memory taken as needed rather than all at once."""
+    proto = v1.ConfigProto(
+        intra_op_parallelism_threads=config.threads,
+        inter_op_parallelism_threads=config.threads,
         allow_soft_placement=True,
     )
-    session_config.gpu_options.allow_growth = True
-    return v1.Session(graph=graph, config=session_config)
+    proto.gpu_options.allow_growth = True
+    return proto
+
+
+def make_session(config, graph):
+    return v1.Session(graph=graph, config=session_config(config))
