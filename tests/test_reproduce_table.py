@@ -1,0 +1,64 @@
+"""scripts/reproduce_table.py reads what benchmark and training runs left behind: every figure
+in the table comes from those files, and a missing result shows as "-" with the command that
+produces it."""
+
+import json
+import os
+import subprocess
+import sys
+
+import yaml
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CELLS = ["gru", "lstm", "atr", "sru", "lrn", "olrn"]
+
+SCORE = """BLEU|nrefs:1|case:mixed|eff:no|tok:13a|smooth:exp|version:2.6.0 = {bleu} 53.3/28.5/18.0/11.8 (BP = 0.941 ratio = 0.942 hyp_len = 25421 ref_len = 26980)
+chrF2|nrefs:1|case:mixed|eff:yes|nc:6|nw:0|space:no|version:2.6.0 = {chrf}
+tokenized BLEU (case-insensitive) = {tok} 55.3/29.4/18.5/12.2 (BP = 0.924 ratio = 0.927 hyp_len = 25168 ref_len = 27162)
+"""  # noqa: E501 (scripts/score.sh output, verbatim)
+
+
+def _table(tmp_path, cells_trained):
+    bench, compare = tmp_path / "bench", tmp_path / "compare"
+    bench.mkdir()
+    paper = {
+        c: {"params": 1e8 + i, "train_s": 2.0 + i, "src_tokens": 1990} for i, c in enumerate(CELLS)
+    }
+    model = {"date": "2026-01-02", "machine": "test cpu, 2 cores", "tensorflow": "9.9",
+             "steps": 5, "results": {"paper": paper}}  # fmt: skip
+    (bench / "model.json").write_text(json.dumps(model))
+    for i, cell in enumerate(cells_trained):
+        run = compare / cell
+        run.mkdir(parents=True)
+        (run / "test.score").write_text(SCORE.format(bleu=20 + i, chrf=50.5, tok=21.25))
+        records = [{"step": 500, "elapsed": 300.0, "dev_bleu": 5.5},
+                   {"step": 1000, "elapsed": 600.0, "dev_bleu": 12.25}]  # fmt: skip
+        (run / "validation.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+        config = {"max_time": 600.0, "time_clock": "cpu", "lr_progress": "time"}
+        (run / "config.yaml").write_text(yaml.safe_dump(config))
+    out = subprocess.run(
+        [sys.executable, "scripts/reproduce_table.py", "--bench", bench, "--compare", compare],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    rows = {line.split("|")[1].strip(): line.split("|")[2:-1] for line in out.splitlines()
+            if line.startswith("| ") and not line.startswith("| cell")}  # fmt: skip
+    return out, {k: [c.strip() for c in v] for k, v in rows.items()}
+
+
+def test_table_reads_every_result(tmp_path):
+    out, rows = _table(tmp_path, ["gru", "lrn"])
+    assert "Measured 2026-01-02 on test cpu, 2 cores, TensorFlow 9.9" in out
+    assert list(rows) == ["GRU", "LSTM", "ATR", "SRU", "LRN", "oLRN"]
+    # params paper, ours, s/batch paper, ours, decode paper, ours, BLEU paper, sacreBLEU,
+    # tokenized BLEU, chrF2, steps
+    assert rows["GRU"] == ["206M", "100.0M", "2.67 (1.00x)", "2.00 (1.00x)", "45.35 (1.00x)",
+                           "-", "26.28", "20.00", "21.25", "50.50", "1000"]  # fmt: skip
+    assert rows["LRN"][3] == "6.00 (0.33x)"  # GRU 2.0 s / LRN 6.0 s
+    assert rows["LRN"][2] == "0.99 (2.70x)" and rows["LRN"][7] == "21.00"
+    assert rows["LSTM"][0] == "-" and rows["LSTM"][7] == "-"
+    assert "GRU: 500: 5.5, 1000: 12.2 (0.60 cpu s/step)" in out
+    assert "600 cpu-clock seconds per cell, learning-rate schedule stretched" in out
+    assert "bench_decode.sh --model-root runs/compare` first" in out
