@@ -396,6 +396,9 @@ class Pipeline:
         outs = [self.path("bpe.codes")] + self.pair("bpe.vocab")
 
         def build(tmps):
+            if not sys.stderr.isatty():
+                # subword-nmt's tqdm bar redraws with \r: fine on a terminal, a flood in a log.
+                os.environ.setdefault("TQDM_DISABLE", "1")
             from subword_nmt.learn_joint_bpe_and_vocab import learn_joint_bpe_and_vocab
 
             args = types.SimpleNamespace(
