@@ -2,6 +2,7 @@
 
 import tensorflow as tf
 
+from rnns import precision
 from rnns.cell import _root_graph
 from rnns.ops import DEFAULT_INIT, matmul
 
@@ -67,7 +68,11 @@ class AdditiveAttention:
         q = matmul(query, self.W_q, self.b_q, self.W_q_t)
         hidden = tf.tanh(keys + tf.expand_dims(q, 1))  # [B, S, d]
         if self.num_heads == 1:
-            scores = tf.squeeze(matmul(hidden, tf.expand_dims(self.v, 1)), -1)  # [B, S]
+            # v . tanh(...) is a matrix-vector product, bound by reading `hidden`: in bfloat16
+            # it is slower than in float32 even before `hidden` is cast (measured, [1920 x
+            # 1024] x [1024 x 1]: 0.39 ms, plus 0.39 ms for the cast, against 0.24 ms).
+            with precision.compute("float32"):
+                scores = tf.squeeze(matmul(hidden, tf.expand_dims(self.v, 1)), -1)  # [B, S]
         else:
             shape = tf.shape(hidden)
             per_head = tf.reshape(hidden * self.v, [shape[0], shape[1], self.num_heads, -1])
@@ -80,11 +85,11 @@ class AdditiveAttention:
             scores = tf.where(valid, scores, MASKED_SCORE)
         weights = tf.nn.softmax(scores)
         if self.num_heads == 1:
-            context = tf.squeeze(tf.matmul(tf.expand_dims(weights, 1), memory), 1)
+            context = tf.squeeze(precision.matmul(tf.expand_dims(weights, 1), memory), 1)
         else:
             shape = tf.shape(memory)
             heads = tf.reshape(memory, [shape[0], shape[1], self.num_heads, -1])
             heads = tf.transpose(heads, [0, 2, 1, 3])  # [B, H, S, d_mem / H]
-            context = tf.matmul(tf.expand_dims(weights, 2), heads)  # [B, H, 1, d_mem / H]
+            context = precision.matmul(tf.expand_dims(weights, 2), heads)  # [B, H, 1, d_mem / H]
             context = tf.reshape(context, [shape[0], memory.shape[-1]])
         return context, weights

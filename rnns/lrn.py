@@ -25,9 +25,19 @@ class LRN(Cell):
             raise ValueError(f"activation must be 'identity' or 'tanh', got {activation!r}")
         self.activation = activation
 
-    def step(self, proj_t, state):
-        p, q, r = tf.split(proj_t, 3, axis=-1)
+    def _mix(self, p, q, r, state):
+        """The LRN recurrence, shared with oLRN: (i, f, g(i*r + f*state))."""
         i = tf.sigmoid(p + state)
         f = tf.sigmoid(q - state)
-        h = i * r + f * state
-        return tf.tanh(h) if self.activation == "tanh" else h
+        c = i * r + f * state
+        return i, f, tf.tanh(c) if self.activation == "tanh" else c
+
+    def gates(self, proj_t, state):
+        """The step's tensors by name: gates i, f, value r and the new state h (element-wise,
+        so any leading shape works: the weights mode calls it on whole sequences)."""
+        p, q, r = tf.split(proj_t, 3, axis=-1)
+        i, f, h = self._mix(p, q, r, state)
+        return {"i": i, "f": f, "r": r, "h": h}
+
+    def step(self, proj_t, state):
+        return self.gates(proj_t, state)["h"]

@@ -18,11 +18,9 @@ class OLRN(LRN):
     name = "olrn"
     proj_blocks = 4
 
-    def step(self, proj_t, state):
+    def gates(self, proj_t, state):
+        """As LRN.gates, plus the internal state c and the output gate o (h = o*c)."""
         p, q, r, s = tf.split(proj_t, 4, axis=-1)
-        i = tf.sigmoid(p + state)
-        f = tf.sigmoid(q - state)
-        c = i * r + f * state
-        if self.activation == "tanh":
-            c = tf.tanh(c)
-        return tf.sigmoid(s - c) * c
+        i, f, c = self._mix(p, q, r, state)
+        o = tf.sigmoid(s - c)
+        return {"i": i, "f": f, "r": r, "c": c, "o": o, "h": o * c}

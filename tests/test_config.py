@@ -214,3 +214,10 @@ def test_run_py_exits_1_without_traceback(setting):
     assert "did you mean" in lines[0]
     assert "Traceback" not in result.stderr
     assert result.stdout == ""
+
+
+def test_readme_lists_every_key_with_its_default():
+    """README's key table is config.describe(), so docs and defaults cannot drift apart."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    with open(os.path.join(root, "README.md"), encoding="utf-8") as f:
+        assert config_lib.describe() in f.read()

@@ -84,6 +84,19 @@ SCHEMA = {
     "patience": (0, int, "stop after this many validations without dev BLEU gain (0 = never)"),
     "eval_sentences": (0, int, "validate BLEU on the first N dev sentences (0 = all)"),
     "threads": (0, int, "intra-op and inter-op threads (0 = TensorFlow's choice)"),
+    "devices": (
+        [],
+        list,
+        "train on these devices of one process, e.g. [/gpu:0, /gpu:1]: each takes its own "
+        "batch of batch_tokens, gradients are summed ([] = TensorFlow's default device)",
+    ),
+    "workers": (
+        [],
+        list,
+        "host:port of every training process, the same list on each (synchronous data "
+        "parallelism, collective all-reduce); [] = one process, or TF_CONFIG when set",
+    ),
+    "worker_index": (0, int, "this process's position in workers; 0 = the chief (it saves)"),
     # decoding
     "beam_size": (4, int, "beam size (1 = greedy)"),
     "length_penalty": (0.6, float, "GNMT length penalty alpha: ((5+len)/6)^alpha"),

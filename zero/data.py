@@ -220,6 +220,11 @@ class TrainStream:
     `num_src_tokens`, `num_tgt_tokens` (ints, EOS included). B * S <= batch_tokens and
     B * T <= batch_tokens. Pairs with an empty side or more than max_len tokens on a side
     (before EOS) are skipped; `epoch_stats` counts them per epoch.
+
+    Sharded (`num_shards` workers, this one `shard`): each step takes the next `num_shards`
+    batches of the one global sequence and returns the `shard`-th, so worker w reads batches
+    w, w + N, ... Positions stay global (every worker is at the same one after each step):
+    any number of workers, or one process, resumes from them exactly.
     """
 
     def __init__(
@@ -235,7 +240,12 @@ class TrainStream:
         prefetch: int = 64,
         chunk_lines: int = 1000,
         validate_utf8: bool = True,
+        shard: int = 0,
+        num_shards: int = 1,
     ):
+        if not 0 <= shard < num_shards:
+            raise ValueError(f"shard {shard} of {num_shards}")
+        self.shard, self.num_shards = int(shard), int(num_shards)
         if max_len < 1:
             raise UserError(f"max_len must be at least 1, got {max_len}")
         if batch_tokens < max_len + 1:
@@ -370,6 +380,7 @@ class TrainStream:
     def _produce(self, start, stop) -> Iterator[tuple]:
         """Yields (batch, (epoch, buffer, batch) of the batch after it) from `start` on."""
         epoch, b, k = start
+        phase = 0  # position in the group of num_shards batches (a position starts a group)
         handles = [open(p, "rb") for p in self._files]
         try:
             while True:
@@ -388,7 +399,9 @@ class TrainStream:
                         nxt = (epoch, b, j + 1) if j + 1 < n else (epoch, b + 1, 0)
                         if nxt[1] == self.num_buffers:
                             nxt = (epoch + 1, 0, 0)
-                        yield buf.batch(j), nxt
+                        # Other shards' batches are not padded, only counted.
+                        yield (buf.batch(j) if phase == self.shard else None), nxt
+                        phase = (phase + 1) % self.num_shards
                     b, k = b + 1, 0
                 if full_epoch:
                     if totals["batches"] == 0:
@@ -465,13 +478,16 @@ class TrainStream:
     def __next__(self) -> dict:
         if self._thread is None:
             self._start()
-        item = self._queue.get()
-        if isinstance(item, BaseException):
-            self.close()
-            raise item
-        batch, nxt = item
-        self._in_epoch = 0 if nxt[0] != self._next[0] else self._in_epoch + 1
-        self._next = nxt
+        batch = None
+        for _ in range(self.num_shards):
+            item = self._queue.get()
+            if isinstance(item, BaseException):
+                self.close()
+                raise item
+            got, nxt = item
+            batch = batch if got is None else got
+            self._in_epoch = 0 if nxt[0] != self._next[0] else self._in_epoch + 1
+            self._next = nxt
         return batch
 
     @property

@@ -15,9 +15,10 @@ v1 = tf.compat.v1
 class Translator:
     """Builds, in the current graph, beam search over the average of the models' log-probs."""
 
-    def __init__(self, models, config):
+    def __init__(self, models, config, src=None):
         self.config = config
-        self.src = v1.placeholder(tf.int32, [None, None], name="decode_src")
+        # `src` [B, S] ids computed in the graph (export maps strings to ids); else fed.
+        self.src = v1.placeholder(tf.int32, [None, None], name="decode_src") if src is None else src
         lengths = tf.reduce_sum(tf.cast(tf.not_equal(self.src, 0), tf.int32), 1)
         max_lengths = lengths + config.max_decode_extra
         states, cache, layout = [], [], []

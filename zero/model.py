@@ -6,9 +6,12 @@ The same functions build the teacher-forced training graph and the one-step infe
 so both share variable names and one checkpoint serves both.
 """
 
+import contextlib
+
 import tensorflow as tf
 
 import rnns
+from rnns import precision
 from rnns.ops import DEFAULT_INIT, layer_norm, linear
 from zero.errors import UserError
 from zero.vocab import BOS, PAD
@@ -54,8 +57,12 @@ class Model:
             for i in range(config.num_decoder_layers)
         ]
 
+    @contextlib.contextmanager
     def _var_scope(self):
-        return v1.variable_scope(self.scope, initializer=DEFAULT_INIT, reuse=v1.AUTO_REUSE)
+        """The model's variable scope; matrix products built inside run in config.precision."""
+        with v1.variable_scope(self.scope, initializer=DEFAULT_INIT, reuse=v1.AUTO_REUSE):
+            with precision.compute(self.config.precision):
+                yield
 
     # -- embed ---------------------------------------------------------------------------------
 
@@ -101,18 +108,21 @@ class Model:
                 else:
                     out, final = rnns.rnn(self.enc_plain_bw, x, mask, reverse=True)
                     final_h = self.enc_plain_bw.output(final)
+                # Each layer's input and raw RNN outputs, for the weights mode's decomposition.
+                layers = [{"input": x, "fw": fw, "bw": out}]
                 x = self._residual(x, out, "residual", training)
             for i, cell in enumerate(self.enc_layers, start=1):
                 with v1.variable_scope(f"encoder/layer_{i}"):
                     out, final = rnns.rnn(cell, x, mask)
                     final_h = cell.output(final)
+                    layers.append({"input": x, "fw": out})
                     x = self._residual(x, out, "residual", training)
             with v1.variable_scope("decoder"):
                 init = [
                     linear(final_h, layer.higher.state_size, f"init_{i}")
                     for i, layer in enumerate(self.dec_layers)
                 ]
-        return {"memory": x, "mask": mask, "init": init}
+        return {"memory": x, "mask": mask, "init": init, "layers": layers}
 
     # -- decode (teacher forcing) --------------------------------------------------------------
 
@@ -162,11 +172,11 @@ class Model:
         readout = self._dropout(readout, training)
         if readout.shape.rank == 2:
             if tgt_emb_t is not None:
-                return tf.matmul(readout, tgt_emb_t)
-            return tf.matmul(readout, tgt_emb, transpose_b=True)
+                return precision.matmul(readout, tgt_emb_t)
+            return precision.matmul(readout, tgt_emb, transpose_b=True)
         shape = tf.shape(readout)
         flat = tf.reshape(readout, [-1, self.config.embed_size])
-        logits = tf.matmul(flat, tgt_emb, transpose_b=True)
+        logits = precision.matmul(flat, tgt_emb, transpose_b=True)
         return tf.reshape(logits, tf.concat([shape[:-1], [-1]], 0))
 
     # -- loss ----------------------------------------------------------------------------------

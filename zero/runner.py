@@ -91,8 +91,9 @@ def restore_models(sess, members):
             ) from None
 
 
-def build_translator(config, graph):
-    """The configured model (and ensemble members) with a Translator, in `graph`."""
+def build_translator(config, graph, src=None):
+    """The configured model (and ensemble members) with a Translator, in `graph` (`src`: see
+    Translator)."""
     src_vocab, tgt_vocab, src_size, tgt_size = load_vocabs(config)
     model_config(config, config.output_dir)
     check_vocabs(config.output_dir, src_vocab, tgt_vocab, config)
@@ -104,13 +105,15 @@ def build_translator(config, graph):
             if i > 0:
                 saved = config_lib.saved_path(_member_dir(path))
                 member_config = config_lib.load(saved if os.path.exists(saved) else None)
-                member_config.update({k: config[k] for k in ("src_vocab", "tgt_vocab")})
+                # The run's precision, not the one the member was trained in.
+                keys = ("src_vocab", "tgt_vocab", "precision")
+                member_config.update({k: config[k] for k in keys})
                 check_vocabs(_member_dir(path), src_vocab, tgt_vocab, config)
             scope = "model" if i == 0 else f"ensemble_{i}"
             members.append(
                 (Model(member_config, src_size, tgt_size, scope=scope), find_checkpoint(path))
             )
-        translator = Translator([m for m, _ in members], config)
+        translator = Translator([m for m, _ in members], config, src=src)
     return translator, members, src_vocab, tgt_vocab
 
 
@@ -124,7 +127,8 @@ def run_train(config):
         src_vocab, tgt_vocab, _, _ = load_vocabs(config)
         check_vocabs(config.output_dir, src_vocab, tgt_vocab, config)
     trainer = Trainer(config)
-    record_vocabs(config, trainer.src_vocab, trainer.tgt_vocab)
+    if trainer.chief:  # the other workers of a cluster write nothing
+        record_vocabs(config, trainer.src_vocab, trainer.tgt_vocab)
     trainer.train()
 
 
@@ -237,10 +241,31 @@ def _write_lines(path, lines):
         sys.stdout.flush()
 
 
+def run_translate(config):
+    from zero.translate import translate  # late: it imports this module
+
+    translate(config)
+
+
+def run_export(config):
+    from zero.export import export  # late: it imports this module
+
+    export(config)
+
+
+def run_weights(config):
+    from zero.weights import run_weights as weights  # late: it imports this module
+
+    weights(config)
+
+
 MODES = {
     "train": run_train,
     "test": run_test,
     "score": run_score,
     "params": run_params,
     "average": run_average,
+    "translate": run_translate,
+    "export": run_export,
+    "weights": run_weights,
 }

@@ -10,7 +10,7 @@ import numpy as np
 import tensorflow as tf
 
 from zero import config as config_lib
-from zero import data, evaluate
+from zero import data, evaluate, loss_scale, parallel
 from zero.checkpoints import CheckpointManager, listed_checkpoints
 from zero.decode import Translator, translate_batches
 from zero.errors import UserError
@@ -18,7 +18,7 @@ from zero.faults import pause
 from zero.fileio import atomic_write_text
 from zero.model import Model
 from zero.schedules import learning_rate
-from zero.session import load_vocabs, make_session
+from zero.session import load_vocabs
 from zero.summaries import SummaryWriter
 
 v1 = tf.compat.v1
@@ -38,7 +38,9 @@ class TrainGraph:
             tf.constant([0, 0], tf.int64), [2], name="dropout_seed"
         )
         self.model = Model(config, src_vocab_size, tgt_vocab_size, dropout_seed=self.dropout_seed)
-        self.loss, stats = self.model.loss(self.src, self.tgt, training=True)
+        # One loss per device and worker (zero/parallel.py); one device and process by default.
+        self.replicas = parallel.Replicas(config, self.model, self.src, self.tgt)
+        self.loss, stats = self.replicas.loss, self.replicas.stats
         self.eval_loss, self.eval_stats = self.model.loss(self.src, self.tgt, training=False)
         self.stats = stats
 
@@ -69,7 +71,10 @@ class TrainGraph:
             self.lr, config.adam_beta1, config.adam_beta2, config.adam_epsilon
         )
         params = v1.trainable_variables()
-        grads = tf.gradients(self.loss, params)
+        # float16 only: dynamic loss scaling (zero/loss_scale.py); None in other precisions.
+        self.loss_scale = loss_scale.for_precision(config.precision)
+        scale = None if self.loss_scale is None else self.loss_scale.scale
+        grads = self.replicas.gradients(params, scale)
         self.accumulate = None
         if config.grad_accum > 1:
             accums = [
@@ -91,13 +96,23 @@ class TrainGraph:
             reset = accums
         else:
             reset = []
+        grads = self.replicas.all_reduce(grads)  # summed over the workers
+        if self.loss_scale is not None:
+            grads, all_finite = self.loss_scale.unscale(grads)
         if config.clip_norm > 0:
             grads, self.grad_norm = tf.clip_by_global_norm(grads, config.clip_norm)
         else:
             self.grad_norm = tf.linalg.global_norm(grads)
-        apply = optimizer.apply_gradients(
-            zip(grads, params, strict=True), global_step=self.global_step
-        )
+
+        def apply_fn():
+            return optimizer.apply_gradients(
+                zip(grads, params, strict=True), global_step=self.global_step
+            )
+
+        if self.loss_scale is None:
+            apply = apply_fn()
+        else:  # skipped on non-finite gradients
+            apply = self.loss_scale.apply(all_finite, apply_fn, self.global_step)
         if reset:
             with tf.control_dependencies([apply]):
                 apply = tf.group(*[a.assign(tf.zeros_like(a)) for a in reset])
@@ -111,6 +126,7 @@ class TrainGraph:
             self.translator = Translator([self.model], config)
         self.saver = v1.train.Saver(max_to_keep=None, save_relative_paths=True)
         self.init_op = v1.global_variables_initializer()
+        self.replicas.build_sync()
 
 
 def _progress_line(step, total, loss, lr, tokens_per_s, elapsed, eta):
@@ -134,7 +150,9 @@ class Trainer:
         self.config = config
         self.log = log
         self.dir = config.output_dir
-        os.makedirs(self.dir, exist_ok=True)
+        self.chief = parallel.Cluster.from_config(config).is_chief  # only the chief writes
+        if self.chief:
+            os.makedirs(self.dir, exist_ok=True)
         saved = config_lib.saved_path(self.dir)
         if os.path.exists(saved):
             config_lib.check_same_architecture(config, config_lib.read_yaml(saved), self.dir)
@@ -143,32 +161,41 @@ class Trainer:
                 raise UserError(f"config key '{key}' is required for training")
         data.check_parallel(config.train_src, config.train_tgt)
         self.src_vocab, self.tgt_vocab, src_size, tgt_size = load_vocabs(config)
-        config.save(saved)
+        if self.chief:
+            config.save(saved)
 
         self.graph = tf.Graph()
         with self.graph.as_default():
             self.g = TrainGraph(config, src_size, tgt_size)
             self.g.finalize(config)
             self.manager = CheckpointManager(self.dir, self.g.saver, config.keep_checkpoints, log)
-            self.sess = make_session(config, self.graph)
-        removed = self.manager.recover()
+            self.sess = self.g.replicas.session(config, self.graph)
+        removed = self.manager.recover() if self.chief else []
         if removed:
             log(f"removed leftovers of an interrupted run: {', '.join(sorted(removed))}")
-        self.summaries = SummaryWriter(os.path.join(self.dir, "summaries"))
+        self.summaries = (
+            SummaryWriter(os.path.join(self.dir, "summaries"))
+            if self.chief
+            else parallel.SilentSummaries()
+        )
 
     # -- state kept in the checkpoint ------------------------------------------------------
 
     def _restore(self):
         self.sess.run(self.g.init_op)
-        path = self.manager.restore(self.sess)
+        path = self.manager.restore(self.sess) if self.chief else None
         raw = self.sess.run(self.g.train_state)
         state = json.loads(raw.decode()) if raw else {}
-        if path:
+        state = self.g.replicas.start(self.sess, state)  # every worker as the chief
+        if not self.chief:
+            self.log(f"worker started at step {self.sess.run(self.g.global_step)}")
+        elif path:
             step = self.sess.run(self.g.global_step)
             self.log(f"resumed from {path} at step {step}")
         else:
             self.log(f"starting a new model in {self.dir} ({self.g.num_params:,} parameters)")
-        self._trim_validation_log(int(self.sess.run(self.g.global_step)))
+        if self.chief:
+            self._trim_validation_log(int(self.sess.run(self.g.global_step)))
         return state
 
     def _trim_validation_log(self, step):
@@ -191,6 +218,8 @@ class Trainer:
             atomic_write_text(path, "".join(keep))
 
     def _save(self, state, best=False):
+        if not self.chief:
+            return "by the chief"
         self.sess.run(self.g.set_train_state, {self.g.train_state_in: json.dumps(state)})
         step = int(self.sess.run(self.g.global_step))
         return self.manager.save(self.sess, step, best=best)
@@ -244,7 +273,10 @@ class Trainer:
             c.max_len,
             c.seed,
             buffer_size=c.shuffle_buffer,
+            shard=g.replicas.cluster.index,
+            num_shards=g.replicas.cluster.size,
         )
+        stream = g.replicas.group(stream)  # one batch per device
         if state.get("data"):
             stream.restore(state["data"])
         self._epochs_logged = set()
@@ -256,7 +288,7 @@ class Trainer:
         # Elapsed training time on the configured clock, including earlier runs of this model.
         clock = time.process_time if c.time_clock == "cpu" else time.time
         start = clock()
-        self._elapsed = lambda: elapsed_before + clock() - start
+        self._elapsed = g.replicas.chief_clock(self.sess, lambda: elapsed_before + clock() - start)
         self._elapsed_before = elapsed_before
         by_time = c.lr_progress == "time"
         step_limit = math.inf if by_time else c.max_steps
@@ -281,7 +313,8 @@ class Trainer:
                     micro += 1  # the last micro-batch: train_op accumulates it first
                 fetches = [g.train_op, g.loss, g.lr, g.grad_norm]
                 _, loss, lr, gnorm = self._run_step(fetches, batch, step, micro)
-                if not np.isfinite(loss) or not np.isfinite(gnorm):
+                # With loss scaling a non-finite gradient only skips that update.
+                if not np.isfinite(loss) or (not np.isfinite(gnorm) and g.loss_scale is None):
                     listed = listed_checkpoints(self.dir)
                     kept = (
                         f"the last good checkpoint {listed[-1]} is kept"
@@ -370,8 +403,7 @@ class Trainer:
         c = self.config
         seed = (step * max(c.grad_accum, 1) + micro) & 0x7FFFFFFF
         feed = {
-            self.g.src: batch["src"],
-            self.g.tgt: batch["tgt"],
+            **self.g.replicas.feed(batch),
             self.g.dropout_seed: np.array([c.seed, seed], np.int64),
         }
         if c.lr_progress == "time":
@@ -401,7 +433,7 @@ class Trainer:
     def _evaluate_and_save(self, step, stream, best, bad_evals, elapsed):
         c = self.config
         t = time.time()
-        metrics = self.validate()
+        metrics = self.g.replicas.chief_value(self.sess, self.validate)
         stop = None
         bleu = metrics.get("dev_bleu")
         improved = bleu is not None and bleu > best
@@ -417,10 +449,11 @@ class Trainer:
                     stop = f"early stopping after {bad_evals} validations without improvement"
         # The record goes first: a run killed before the checkpoint is listed redoes this
         # validation, and the resumed run drops the record again (_trim_validation_log).
-        _append_jsonl(
-            os.path.join(self.dir, VALIDATION_LOG),
-            {"step": step, "elapsed": round(elapsed, 1), **metrics},
-        )
+        if self.chief:
+            _append_jsonl(
+                os.path.join(self.dir, VALIDATION_LOG),
+                {"step": step, "elapsed": round(elapsed, 1), **metrics},
+            )
         pause("sleep_in_validate", f"step {step}")
         path = self._save(self._state(stream, best, bad_evals, elapsed), best=improved)
         shown = "  ".join(f"{k} {v:.4g}" for k, v in metrics.items())
