@@ -15,14 +15,18 @@ Usage: bash scripts/bench_precision.sh [--data DIR]
    (configs/wmt14_*.yaml, 27750-word vocabularies), each in float32 and bfloat16 one after the
    other, round robin; each figure is the best round's. Beside the wall-clock times, the CPU
    time of the process (all its threads) per step or sentence: on a machine shared with other
-   jobs the wall clock also counts the others' time slices, the CPU clock hardly, so its
-   ratios are the steadier ones. One thread by default (BENCH_THREADS) for the same reason.
+   jobs the wall clock also counts the others' time slices, the CPU clock hardly. Everything
+   (part 1 too) is pinned to BENCH_CORES cores (1 by default) with threads=1 (one intra-op and
+   one inter-op thread): unpinned, TensorFlow still runs ops on the calling thread too, so a
+   process got one core or two depending on what else ran, and the two precisions were not
+   compared on equal terms.
 
 Environment (defaults sized for a busy 2-core machine):
     BENCH_CELLS="lrn gru"  BENCH_SIZES="sample paper"  BENCH_ROUNDS=2
     BENCH_STEPS=3  BENCH_WARMUP=1  BENCH_TOKENS=1000 (source tokens of the training batch)
     BENCH_DECODE_SENTENCES=30  BENCH_DECODE_RUNS=1  BENCH_THREADS=1  BENCH_SET="k=v ..."
     BENCH_MATMUL_ROUNDS=5 (0 skips part 1)  BENCH_MODELS=1 (0 skips part 2)
+    BENCH_CORES=1 (cores each model process may use; 0 = no pinning)
 Smoke run: BENCH_CELLS=lrn BENCH_SIZES=sample BENCH_ROUNDS=1 BENCH_STEPS=1 \
     BENCH_DECODE_SENTENCES=5 BENCH_TOKENS=300 BENCH_MATMUL_ROUNDS=1 bash scripts/bench_precision.sh
 """
@@ -58,6 +62,7 @@ PRECISIONS = ("float32", "bfloat16")
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "2"))
 MATMUL_ROUNDS = int(os.environ.get("BENCH_MATMUL_ROUNDS", "5"))
 MODELS = os.environ.get("BENCH_MODELS", "1") != "0"
+CORES = int(os.environ.get("BENCH_CORES", "1"))
 # (what it is, [m, k], [k, n])
 MATMULS = [
     ("square", [2048, 1024], [1024, 2048]),
@@ -113,10 +118,17 @@ def print_matmuls(best):
     print(f"bfloat16/float32 matmul speedup ([2048x1024]x[1024x2048]): {f32 / bf16:.2f}x")
 
 
+def pin():
+    """Restrict this process (and the processes it starts) to the first BENCH_CORES cores."""
+    if CORES > 0 and hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[:CORES])
+
+
 def child(cell, size, precision, data_dir):
     """bench_model's measurement of one model in `precision`, with the CPU time (all threads of
     this process) of every timed run beside the wall-clock time: on a machine shared with
     other jobs the wall clock also counts the time the others ran, the CPU clock hardly."""
+    pin()
     bench_model.SETS = bench_model.SETS + [f"precision={precision}"]
     cpu_ms = []  # per call of times_ms: bench_model.child decodes first, then trains
     wall_times_ms = benchlib.times_ms
@@ -224,9 +236,12 @@ def main():
         benchlib.check_data(args.data)
     data_dir = os.path.abspath(args.data)
     tf.compat.v1.disable_eager_execution()
+    pin()  # the matrix products too
     start, start_load = time.time(), benchlib.load_avg()
+    pinned = f"pinned to {CORES} core(s)" if CORES else "not pinned"
     print(
-        f"threads {bench_model.THREADS or 'TensorFlow default'}; load average (1 min) at start "
+        f"threads {bench_model.THREADS or 'TensorFlow default'}, model processes {pinned}; "
+        f"load average (1 min) at start "
         f"{start_load:.1f} on {os.cpu_count()} CPUs: absolute times are pessimistic on a shared "
         "machine, the float32/bfloat16 ratios (measured side by side) are what count"
     )

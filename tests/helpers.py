@@ -117,3 +117,33 @@ def write_corpus(directory, n_train=300, n_dev=8, seed=0):
         vocab.save(path)
         paths[f"{side}_vocab"] = path
     return paths
+
+
+def trained_tiny_model(root, **overrides):
+    """A tiny model trained briefly on a toy corpus under `root` (a pathlib.Path): peaked,
+    input-dependent distributions and sentences that end at different lengths (a random-init
+    model repeats one word until the length limit). Returns its config."""
+    from zero.train import Trainer
+
+    paths = write_corpus(str(root / "data"), n_train=300)
+    paths["dev_ref"] = None  # no BLEU validation: faster, and the users do not need it
+    values = {
+        **paths,
+        "output_dir": str(root / "model"),
+        "src_vocab_size": 0,
+        "tgt_vocab_size": 0,
+        "hidden_size": 16,
+        "embed_size": 16,
+        "lr": 0.01,
+        "batch_tokens": 200,
+        "max_len": 10,
+        "max_steps": 120,
+        "eval_every": 60,
+        "log_every": 1000,
+        "beam_size": 4,
+        "max_decode_extra": 3,
+    }
+    values.update(overrides)
+    config = tiny_config(**values)
+    Trainer(config, log=lambda m: None).train()
+    return config

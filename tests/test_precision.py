@@ -7,7 +7,16 @@ import os
 import numpy as np
 import pytest
 import tensorflow as tf
-from helpers import CELLS, make_session, pad, random_sentences, randomize, tiny_config, write_corpus
+from helpers import (
+    CELLS,
+    make_session,
+    pad,
+    random_sentences,
+    randomize,
+    tiny_config,
+    trained_tiny_model,
+    write_corpus,
+)
 
 from rnns import precision
 from zero import config as config_lib
@@ -159,27 +168,9 @@ def test_cast_once_hoists_out_of_loops(graph):
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """A tiny LRN trained briefly in float32, and its config."""
-    root = tmp_path_factory.mktemp("precision")
-    paths = write_corpus(str(root / "data"), n_train=300)
-    paths["dev_ref"] = None  # no BLEU validation: nothing here needs it
-    config = tiny_config(
-        **paths,
-        output_dir=str(root / "model"),
-        src_vocab_size=0,
-        tgt_vocab_size=0,
-        hidden_size=16,
-        embed_size=16,
-        lr=0.01,
-        batch_tokens=200,
-        max_len=10,
-        max_steps=100,
-        eval_every=100,
-        log_every=1000,
-        beam_size=3,
-        max_decode_extra=3,
+    return trained_tiny_model(
+        tmp_path_factory.mktemp("precision"), max_steps=100, eval_every=100, beam_size=3
     )
-    Trainer(config, log=lambda m: None).train()
-    return config
 
 
 def _mode(run, config, tmp_path, tag, **sets):

@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 import tensorflow as tf
-from helpers import assign, make_session, pad, tiny_config, write_corpus
+from helpers import assign, make_session, pad, tiny_config, trained_tiny_model
 
 from zero import config as config_lib
 from zero import search
@@ -17,7 +17,6 @@ from zero.checkpoints import average_checkpoints, listed_checkpoints
 from zero.decode import Translator, strip_eos, translate_batches
 from zero.model import Model
 from zero.runner import build_translator, restore_models, run_test
-from zero.train import Trainer
 from zero.vocab import BOS, EOS
 
 v1 = tf.compat.v1
@@ -29,27 +28,7 @@ ALPHA = 0.6
 def model_dir(tmp_path_factory):
     """A briefly trained tiny model: peaked, input-dependent distributions and sentences that
     end at different lengths (a random-init model repeats one word until the length limit)."""
-    root = tmp_path_factory.mktemp("search")
-    paths = write_corpus(str(root / "data"), n_train=300)
-    paths["dev_ref"] = None  # no BLEU validation: faster, and nothing here needs it
-    config = tiny_config(
-        **paths,
-        output_dir=str(root / "model"),
-        src_vocab_size=0,
-        tgt_vocab_size=0,
-        hidden_size=16,
-        embed_size=16,
-        lr=0.01,
-        batch_tokens=200,
-        max_len=10,
-        max_steps=120,
-        eval_every=60,
-        log_every=1000,
-        beam_size=4,
-        max_decode_extra=3,
-    )
-    Trainer(config, log=lambda m: None).train()
-    return config
+    return trained_tiny_model(tmp_path_factory.mktemp("search"))
 
 
 @pytest.fixture(scope="module")
