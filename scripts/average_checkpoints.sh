@@ -5,7 +5,4 @@
 set -euo pipefail
 [ $# -ge 1 ] || { echo "usage: $0 MODEL_DIR [N]" >&2; exit 2; }
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
-model="$1"; n="${2:-5}"
-[ -f "$model/config.yaml" ] || { echo "error: $model/config.yaml not found (not a model directory)" >&2; exit 1; }
-exec "$PY" "$ROOT/run.py" --mode average --config "$model/config.yaml" \
-    --set "output_dir=$model" --set "average_last=$n"
+run_mode average "$1" "average_last=${2:-5}"

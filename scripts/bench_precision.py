@@ -245,7 +245,10 @@ def main():
         f"{start_load:.1f} on {os.cpu_count()} CPUs: absolute times are pessimistic on a shared "
         "machine, the float32/bfloat16 ratios (measured side by side) are what count"
     )
+    units = benchlib.bf16_units()
+    print(f"CPU bfloat16 instructions: {units}")
     payload = {"rounds": ROUNDS, "steps": bench_model.STEPS, "tokens": bench_model.TOKENS}
+    payload["bf16_units"] = units
     if MATMUL_ROUNDS > 0:
         best = matmul_times(MATMUL_ROUNDS, bench_model.THREADS)
         print_matmuls(best)

@@ -123,6 +123,18 @@ def machine():
     return f"{cpu}, {os.cpu_count()} cores"
 
 
+def bf16_units():
+    """The CPU's bfloat16 matrix instructions (from /proc/cpuinfo flags): AMX tiles do several
+    times float32's work per cycle, avx512_bf16 dot products at most about twice."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next(line.split(":", 1)[1].split() for line in f if line.startswith("flags"))
+    except (OSError, StopIteration):
+        return "unknown (no /proc/cpuinfo flags)"
+    found = [f for f in ("amx_bf16", "amx_tile", "avx512_bf16") if f in flags]
+    return " ".join(found) if found else "none (bfloat16 is converted in software)"
+
+
 def write_results(path, payload):
     """Save a benchmark's results (with date and machine) for scripts/reproduce_table.py."""
     import tensorflow as tf

@@ -22,3 +22,17 @@ else
         touch "$stamp"
     fi
 fi
+
+# run_mode MODE MODEL_DIR [key=value ...]: run.py in MODE with the model directory's saved
+# config, output_dir=MODEL_DIR and every key=value as --set (the scripts that use a model).
+run_mode() {
+    local mode="$1" model="$2" kv
+    shift 2
+    [ -f "$model/config.yaml" ] || {
+        echo "error: $model/config.yaml not found (not a model directory)" >&2
+        exit 1
+    }
+    local sets=(--set "output_dir=$model")
+    for kv in "$@"; do sets+=(--set "$kv"); done
+    exec "$PY" "$ROOT/run.py" --mode "$mode" --config "$model/config.yaml" "${sets[@]}"
+}

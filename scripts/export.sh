@@ -6,8 +6,4 @@
 set -euo pipefail
 [ $# -ge 2 ] || { echo "usage: $0 MODEL_DIR EXPORT_DIR [key=value ...]" >&2; exit 2; }
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
-model="$1" export_dir="$2"; shift 2
-[ -f "$model/config.yaml" ] || { echo "error: $model/config.yaml not found (not a model directory)" >&2; exit 1; }
-sets=(--set "output_dir=$model" --set "export_dir=$export_dir")
-for kv in "$@"; do sets+=(--set "$kv"); done
-exec "$PY" "$ROOT/run.py" --mode export --config "$model/config.yaml" "${sets[@]}"
+run_mode export "$1" "export_dir=$2" "${@:3}"

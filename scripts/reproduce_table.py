@@ -2,9 +2,10 @@
 En-De on one GPU) beside ours on this machine. It reads results that earlier runs left behind
 and retrains nothing:
 
-  - parameters of the paper-size model, and its training seconds per batch:
-    runs/bench/model.json (bash scripts/bench_model.sh); parameters are counted here when the
-    file is missing (building the graph needs no data);
+  - parameters of the paper-size model, its training seconds per batch and decode ms per
+    sentence (beam 4, random weights, the same steps for every cell): runs/bench/model.json
+    (bash scripts/bench_model.sh); parameters are counted here when the file is missing
+    (building the graph needs no data);
   - decode ms per sentence, beam 4, trained sample models: runs/bench/decode.json
     (bash scripts/bench_decode.sh --model-root runs/compare);
   - BLEU of the sample configs trained with an equal budget: runs/compare/<cell>/ (bash
@@ -120,16 +121,18 @@ def main():
     print(
         "| cell | params paper | params ours | s/batch paper (GPU) | s/batch ours (CPU) | "
         "decode ms/sent paper | decode ms/sent ours | BLEU paper (WMT14) | "
-        "sample test sacreBLEU | sample tok. BLEU | sample chrF2 | steps in budget |"
+        "sample test sacreBLEU | sample tok. BLEU | sample chrF2 | steps in budget | "
+        "sample decode ms/sent |"
     )
-    print("|---" * 12 + "|")
+    print("|---" * 13 + "|")
     gru_train = paper_size.get("gru", {}).get("train_s")
+    gru_paper_decode = paper_size.get("gru", {}).get("decode_ms")
     gru_decode = decoded.get("gru", {}).get("ms")
     for cell in benchlib.CELLS:
         paper_train, paper_decode = benchlib.PAPER[cell]
         bench = paper_size.get(cell, {})
         params = bench.get("params") or count_params(cell)
-        train_s = bench.get("train_s")
+        train_s, paper_ms = bench.get("train_s"), bench.get("decode_ms")
         ms = decoded.get(cell, {}).get("ms")
         run = runs[cell] or {}
 
@@ -145,10 +148,11 @@ def main():
             f"| {fmt(paper_train, '.2f')}{paper_vs} "
             f"| {fmt(train_s, '.2f')}{vs_gru(train_s, gru_train)} "
             f"| {fmt(paper_decode, '.2f')}{paper_dec_vs} "
-            f"| {fmt(ms, '.2f')}{vs_gru(ms, gru_decode)} "
+            f"| {fmt(paper_ms, '.2f')}{vs_gru(paper_ms, gru_paper_decode)} "
             f"| {fmt(PAPER_BLEU.get(cell), '.2f')} "
             f"| {fmt(run.get('bleu'), '.2f')} | {fmt(run.get('tok_bleu'), '.2f')} "
-            f"| {fmt(run.get('chrf'), '.2f')} | {fmt(run.get('steps'), 'd')} |"
+            f"| {fmt(run.get('chrf'), '.2f')} | {fmt(run.get('steps'), 'd')} "
+            f"| {fmt(ms, '.2f')}{vs_gru(ms, gru_decode)} |"
         )
     print()
     notes = []
@@ -157,19 +161,26 @@ def main():
         notes.append(
             f"s/batch ours: paper-size model (27750-word vocabularies), one fixed batch of "
             f"{tokens} source tokens of real sample sentences, median of {model.get('steps')} "
-            "steps (scripts/bench_model.sh); (x) = speedup over GRU."
+            f"steps, best of {model.get('rounds', 1)} round(s) (scripts/bench_model.sh); "
+            "(x) = speedup over GRU."
+        )
+        sentences = next(iter(paper_size.values()), {}).get("decode_sentences")
+        notes.append(
+            f"decode ms/sent ours: the same paper-size models, beam 4, {sentences} sample test "
+            "sentences; random weights, so every cell decodes the same number of steps "
+            "(source length + 50)."
         )
     else:
         notes.append("s/batch ours: run `bash scripts/bench_model.sh` first.")
     if decode:
         kind = "trained sample models" if decode.get("mode") == "trained" else "random models"
         notes.append(
-            f"decode ours: beam 4, {kind}, sample size (hidden 256), sample test set "
+            f"sample decode: beam 4, {kind}, sample size (hidden 256), sample test set "
             "(scripts/bench_decode.sh)."
         )
     else:
         notes.append(
-            "decode ours: run `bash scripts/bench_decode.sh --model-root runs/compare` first."
+            "sample decode: run `bash scripts/bench_decode.sh --model-root runs/compare` first."
         )
     done = {c: r for c, r in runs.items() if r}
     if done:

@@ -7,8 +7,4 @@
 set -euo pipefail
 [ $# -ge 1 ] || { echo "usage: $0 MODEL_DIR [key=value ...]" >&2; exit 2; }
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
-model="$1"; shift
-[ -f "$model/config.yaml" ] || { echo "error: $model/config.yaml not found (not a model directory)" >&2; exit 1; }
-sets=(--set "output_dir=$model")
-for kv in "$@"; do sets+=(--set "$kv"); done
-exec "$PY" "$ROOT/run.py" --mode translate --config "$model/config.yaml" "${sets[@]}"
+run_mode translate "$@"

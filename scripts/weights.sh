@@ -5,8 +5,4 @@
 set -euo pipefail
 [ $# -ge 3 ] || { echo "usage: $0 MODEL_DIR INPUT OUTDIR [key=value ...]" >&2; exit 2; }
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
-model="$1" input="$2" outdir="$3"; shift 3
-[ -f "$model/config.yaml" ] || { echo "error: $model/config.yaml not found (not a model directory)" >&2; exit 1; }
-sets=(--set "output_dir=$model" --set "input=$input" --set "weights_dir=$outdir")
-for kv in "$@"; do sets+=(--set "$kv"); done
-exec "$PY" "$ROOT/run.py" --mode weights --config "$model/config.yaml" "${sets[@]}"
+run_mode weights "$1" "input=$2" "weights_dir=$3" "${@:4}"

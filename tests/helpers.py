@@ -41,6 +41,28 @@ def tiny_config(**overrides):
     return config_lib.load(None, sets)
 
 
+# Training on a write_corpus corpus: its ready-made vocabularies, no BLEU validation, small
+# batches, one layer each side, a progress line every step.
+TRAIN = {
+    "src_vocab_size": 0,
+    "tgt_vocab_size": 0,
+    "dev_ref": None,
+    "lr": 0.01,
+    "seed": 7,
+    "max_len": 8,
+    "shuffle_buffer": 100,
+    "log_every": 1,
+    "eval_every": 100,
+    "num_encoder_layers": 1,
+    "num_decoder_layers": 1,
+}
+
+
+def train_config(corpus, output_dir, **overrides):
+    """tiny_config for training on `corpus` (paths from write_corpus) into output_dir."""
+    return tiny_config(**{**corpus, **TRAIN, "output_dir": str(output_dir), **overrides})
+
+
 def randomize(sess, scale=1.0, seed=0, variables=None):
     """Give every trainable variable N(0, scale^2) values: peaked output distributions (the
     default +-0.08 init is near uniform), so that argmax and beam decisions are clear-cut and

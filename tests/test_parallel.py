@@ -11,7 +11,15 @@ import time
 import numpy as np
 import pytest
 import tensorflow as tf
-from helpers import assign, pad, random_sentences, randomize, tiny_config, write_corpus
+from helpers import (
+    assign,
+    pad,
+    random_sentences,
+    randomize,
+    tiny_config,
+    train_config,
+    write_corpus,
+)
 
 from zero import data, parallel
 from zero.checkpoints import find_checkpoint, listed_checkpoints
@@ -169,25 +177,7 @@ def test_shards_interleave_to_the_whole_stream_and_share_positions(corpus):
 
 
 def _config(corpus, output_dir, **overrides):
-    values = {
-        **corpus,
-        "output_dir": str(output_dir),
-        "src_vocab_size": 0,
-        "tgt_vocab_size": 0,
-        "dev_ref": None,
-        "lr": 0.01,
-        "dropout": 0.0,
-        "seed": 7,
-        "batch_tokens": 30,
-        "max_len": 8,
-        "shuffle_buffer": 100,
-        "log_every": 1,
-        "eval_every": 100,
-        "num_encoder_layers": 1,
-        "num_decoder_layers": 1,
-    }
-    values.update(overrides)
-    return tiny_config(**values)
+    return train_config(corpus, output_dir, **{"dropout": 0.0, "batch_tokens": 30, **overrides})
 
 
 def _variables(directory):

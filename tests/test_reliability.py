@@ -279,7 +279,7 @@ def test_kill_at_random_moments_loses_nothing(corpus, tmp_path):
 
 def test_interrupted_best_swap_is_finished(corpus, tmp_path, monkeypatch):
     """A crash between `best -> best.old` and `best.tmp -> best` (here an exception at the
-    fault point): the next start puts best/ back; decoding finds it."""
+    fault point): decoding reads best.old meanwhile; the next start puts best/ back."""
     config = config_lib.load(
         _write_config(tmp_path / "c.yaml", corpus, tmp_path / "m", max_steps=3, save_every=0)
     )
@@ -298,9 +298,13 @@ def test_interrupted_best_swap_is_finished(corpus, tmp_path, monkeypatch):
     names = set(os.listdir(config.output_dir))
     assert {"best.old", "best.tmp"} <= names and BEST_DIR not in names
     assert [os.path.basename(p) for p in listed_checkpoints(config.output_dir)] == ["model.ckpt-3"]
-    assert checkpoints.find_checkpoint(config.output_dir) == first  # recovers best/
-    removed = trainer.manager.recover()
+    # Decoding meanwhile reads best.old and renames nothing (a trainer may own the directory).
+    in_old = checkpoints.find_checkpoint(config.output_dir)
+    assert in_old == os.path.join(config.output_dir, "best.old", os.path.basename(first))
+    assert {"best.old", "best.tmp"} <= set(os.listdir(config.output_dir))
+    removed = trainer.manager.recover()  # the trainer's restart finishes the swap
     assert "best.tmp" in removed and "model.ckpt-4.index" not in removed
+    assert checkpoints.find_checkpoint(config.output_dir) == first
 
 
 # -- damaged checkpoints --------------------------------------------------------------------

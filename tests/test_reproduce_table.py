@@ -22,10 +22,12 @@ def _table(tmp_path, cells_trained):
     bench, compare = tmp_path / "bench", tmp_path / "compare"
     bench.mkdir()
     paper = {
-        c: {"params": 1e8 + i, "train_s": 2.0 + i, "src_tokens": 1990} for i, c in enumerate(CELLS)
-    }
+        c: {"params": 1e8 + i, "train_s": 2.0 + i, "decode_ms": 100.0 + 10 * i, "src_tokens": 1990,
+            "decode_sentences": 200}
+        for i, c in enumerate(CELLS)
+    }  # fmt: skip
     model = {"date": "2026-01-02", "machine": "test cpu, 2 cores", "tensorflow": "9.9",
-             "steps": 5, "results": {"paper": paper}}  # fmt: skip
+             "steps": 5, "rounds": 3, "results": {"paper": paper}}  # fmt: skip
     (bench / "model.json").write_text(json.dumps(model))
     for i, cell in enumerate(cells_trained):
         run = compare / cell
@@ -52,11 +54,14 @@ def test_table_reads_every_result(tmp_path):
     out, rows = _table(tmp_path, ["gru", "lrn"])
     assert "Measured 2026-01-02 on test cpu, 2 cores, TensorFlow 9.9" in out
     assert list(rows) == ["GRU", "LSTM", "ATR", "SRU", "LRN", "oLRN"]
-    # params paper, ours, s/batch paper, ours, decode paper, ours, BLEU paper, sacreBLEU,
-    # tokenized BLEU, chrF2, steps
+    # params paper, ours, s/batch paper, ours, decode paper, ours (paper size), BLEU paper,
+    # sacreBLEU, tokenized BLEU, chrF2, steps, decode of the trained sample models
     assert rows["GRU"] == ["206M", "100.0M", "2.67 (1.00x)", "2.00 (1.00x)", "45.35 (1.00x)",
-                           "-", "26.28", "20.00", "21.25", "50.50", "1000"]  # fmt: skip
+                           "100.00 (1.00x)", "26.28", "20.00", "21.25", "50.50", "1000",
+                           "-"]  # fmt: skip
     assert rows["LRN"][3] == "6.00 (0.33x)"  # GRU 2.0 s / LRN 6.0 s
+    assert rows["LRN"][5] == "140.00 (0.71x)"  # GRU 100 ms / LRN 140 ms
+    assert "best of 3 round(s)" in out and "200 sample test sentences" in out
     assert rows["LRN"][2] == "0.99 (2.70x)" and rows["LRN"][7] == "21.00"
     assert rows["LSTM"][0] == "-" and rows["LSTM"][7] == "-"
     assert "GRU: 500: 5.5, 1000: 12.2 (0.60 cpu s/step)" in out

@@ -7,7 +7,7 @@ import re
 import numpy as np
 import pytest
 import tensorflow as tf
-from helpers import tiny_config, write_corpus
+from helpers import tiny_config, train_config, write_corpus
 
 from zero import runner
 from zero.checkpoints import BEST_DIR, find_checkpoint, listed_checkpoints
@@ -22,28 +22,8 @@ def corpus(tmp_path_factory):
 
 
 def _config(corpus, output_dir, **overrides):
-    values = {
-        **corpus,
-        "output_dir": str(output_dir),
-        "src_vocab_size": 0,
-        "tgt_vocab_size": 0,
-        "dev_ref": None,
-        "lr": 0.01,
-        "dropout": 0.2,
-        "seed": 7,
-        "batch_tokens": 40,
-        "max_len": 8,
-        "shuffle_buffer": 100,
-        "log_every": 1,
-        "eval_every": 100,
-        "num_encoder_layers": 1,
-        "num_decoder_layers": 1,
-        "keep_checkpoints": 3,
-        "beam_size": 2,
-        "max_decode_extra": 2,
-    }
-    values.update(overrides)
-    return tiny_config(**values)
+    values = {"dropout": 0.2, "batch_tokens": 40, "keep_checkpoints": 3, "beam_size": 2}
+    return train_config(corpus, output_dir, **{**values, "max_decode_extra": 2, **overrides})
 
 
 def _train(config):

@@ -278,10 +278,15 @@ def recover_best(directory):
 
 
 def find_checkpoint(path):
-    """A model directory (best/ first, else latest) or a checkpoint prefix -> checkpoint prefix."""
+    """A model directory (best/ first, else latest) or a checkpoint prefix -> checkpoint prefix.
+
+    Read-only: a model directory may be in use by a running trainer, so a best/ swap in
+    progress (best/ renamed to best.old, best.tmp not yet in place) is read from best.old
+    rather than finished here; only the trainer renames.
+    """
     if os.path.isdir(path):
-        recover_best(path)
-        for directory in (os.path.join(path, BEST_DIR), path):
+        best = os.path.join(path, BEST_DIR)
+        for directory in (best, best + ".old", path):
             found = listed_checkpoints(directory) if os.path.isdir(directory) else []
             if found:
                 return found[-1]

@@ -70,6 +70,15 @@ def model_config(config, model_dir):
     return config
 
 
+def checked_vocabs(config):
+    """load_vocabs(config) for a mode that reads a trained model: the model directory's saved
+    config must have the same architecture and its vocabulary record the same vocabularies."""
+    vocabs = load_vocabs(config)
+    model_config(config, config.output_dir)
+    check_vocabs(config.output_dir, vocabs[0], vocabs[1], config)
+    return vocabs
+
+
 def _member_dir(path):
     return path if os.path.isdir(path) else os.path.dirname(os.path.abspath(path))
 
@@ -94,9 +103,7 @@ def restore_models(sess, members):
 def build_translator(config, graph, src=None):
     """The configured model (and ensemble members) with a Translator, in `graph` (`src`: see
     Translator)."""
-    src_vocab, tgt_vocab, src_size, tgt_size = load_vocabs(config)
-    model_config(config, config.output_dir)
-    check_vocabs(config.output_dir, src_vocab, tgt_vocab, config)
+    src_vocab, tgt_vocab, src_size, tgt_size = checked_vocabs(config)
     paths = [config.checkpoint or config.output_dir] + list(config.ensemble)
     members = []
     with graph.as_default():
@@ -161,9 +168,7 @@ def run_score(config):
     if not config.input or not config.reference:
         raise UserError("score mode needs --set input=SRC --set reference=TGT (BPE'd)")
     data.check_parallel(config.input, config.reference)
-    src_vocab, tgt_vocab, src_size, tgt_size = load_vocabs(config)
-    model_config(config, config.output_dir)
-    check_vocabs(config.output_dir, src_vocab, tgt_vocab, config)
+    src_vocab, tgt_vocab, src_size, tgt_size = checked_vocabs(config)
     graph = tf.Graph()
     with graph.as_default():
         model = Model(config, src_size, tgt_size)

@@ -38,8 +38,8 @@ from zero.checkpoints import find_checkpoint
 from zero.decode import stderr_log
 from zero.errors import UserError
 from zero.model import Model
-from zero.runner import check_vocabs, model_config, restore_models
-from zero.session import load_vocabs, make_session
+from zero.runner import checked_vocabs, restore_models
+from zero.session import make_session
 from zero.vocab import EOS, SPECIALS, UNK
 
 v1 = tf.compat.v1
@@ -181,11 +181,9 @@ def run_weights(config):
         raise UserError("weights mode needs the input file: --set input=FILE (BPE'd source)")
     check_config(config)
     out_dir = config.weights_dir or os.path.join(config.output_dir, "weights")
-    src_vocab, _, src_size, tgt_size = load_vocabs(config)
+    src_vocab, _, src_size, tgt_size = checked_vocabs(config)
     if src_vocab is None:
         raise UserError("weights mode needs config key 'src_vocab' (the input is text)")
-    model_config(config, config.output_dir)
-    check_vocabs(config.output_dir, src_vocab, None, config)
     graph = tf.Graph()
     with graph.as_default():
         model = Model(config, src_size, tgt_size)
