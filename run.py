@@ -1,24 +1,24 @@
 #!/usr/bin/env python3
-"""The one entry point: python run.py --mode MODE --config FILE [--set key=value ...]."""
+"""The one entry point: python run.py --mode MODE --config FILE [--set key=value ...].
+
+The modes are registered in zero/modes/__init__.py; this file only parses the command line,
+sets up logging and dispatches.
+"""
 
 import argparse
-import difflib
 import errno
-import os
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # OS errors that are the machine's state (disk full, permissions), not a bug: no traceback.
 _WRITE_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM)
 
 
-def main(argv=None):
+def _parser():
     parser = argparse.ArgumentParser(
-        description="Train, decode, score and inspect attentional RNN translation models."
+        description="Train, decode, score and inspect attentional RNN translation models.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument(
-        "--mode", required=True, help="train, test, score, params, average, translate, ..."
-    )
+    parser.add_argument("--mode", required=True, help="what to do (the modes are listed below)")
     parser.add_argument("--config", help="YAML config (a model directory's config.yaml works)")
     parser.add_argument(
         "--set",
@@ -27,6 +27,27 @@ def main(argv=None):
         metavar="KEY=VALUE",
         help="override a config key (repeatable)",
     )
+    parser.add_argument(
+        "--verbose", action="store_true", help="also show TensorFlow's own log lines"
+    )
+    return parser
+
+
+def _epilog():
+    from zero.modes import MODES  # after logging is set up: it imports TensorFlow
+
+    width = max(len(name) for name in MODES)
+    return "modes:\n" + "\n".join(f"  {name:<{width}}  {m.help}" for name, m in MODES.items())
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
+    from zero import log
+
+    log.setup("--verbose" in argv)  # before TensorFlow loads: its C++ log level is read then
+    parser = _parser()
+    if "-h" in argv or "--help" in argv:
+        parser.epilog = _epilog()
     args = parser.parse_args(argv)
 
     from zero.errors import UserError
@@ -35,16 +56,12 @@ def main(argv=None):
         import tensorflow as tf
 
         tf.compat.v1.disable_eager_execution()
-        tf.get_logger().setLevel("ERROR")
+        log.quiet_python_side(args.verbose)
         from zero import config as config_lib
-        from zero.runner import MODES
+        from zero.modes import MODES
 
         if args.mode not in MODES:
-            close = difflib.get_close_matches(args.mode, MODES, n=1, cutoff=0.0)
-            raise UserError(
-                f"unknown mode '{args.mode}'; choose one of {', '.join(MODES)}"
-                + (f"; did you mean '{close[0]}'?" if close else "")
-            )
+            raise UserError(MODES.unknown(args.mode))
         config = config_lib.load(args.config, args.set)
         MODES[args.mode](config)
     except UserError as e:

@@ -1,42 +1,73 @@
-"""Recurrent cells, the runners that drive them, and additive attention.
+"""Recurrent cells, the runners that drive them, and attentions.
 
 cell = rnns.get_cell("lrn", 512)
 outputs, final_state = rnns.rnn(cell, inputs, mask)
+
+Cells and attentions are looked up by name in their registries: a new one is one file plus
+one `register` line below (docs/DESIGN.md, "Seams").
 """
 
-import difflib
-
+from rnns.additive import AdditiveAttention
 from rnns.atr import ATR
-from rnns.attention import AdditiveAttention
+from rnns.attention import Attention
 from rnns.cell import Cell
 from rnns.gru import GRU
 from rnns.lrn import LRN
 from rnns.lstm import LSTM
+from rnns.luong import LuongAttention
 from rnns.olrn import OLRN
+from rnns.registry import Registry
 from rnns.rnn import CondRNN, rnn
 from rnns.sru import SRU
 
-CELLS = {cls.name: cls for cls in (LRN, OLRN, GRU, LSTM, ATR, SRU)}
+CELLS = Registry("cell")
+CELLS.register(LRN)
+CELLS.register(OLRN)
+CELLS.register(GRU)
+CELLS.register(LSTM)
+CELLS.register(ATR)
+CELLS.register(SRU)
 
-__all__ = ["CELLS", "AdditiveAttention", "Cell", "CondRNN", "get_cell", "rnn"]
+ATTENTIONS = Registry("attention")
+ATTENTIONS.register(AdditiveAttention)
+ATTENTIONS.register(LuongAttention)
+
+__all__ = [
+    "ATTENTIONS",
+    "CELLS",
+    "AdditiveAttention",
+    "Attention",
+    "Cell",
+    "CondRNN",
+    "LuongAttention",
+    "get_attention",
+    "get_cell",
+    "rnn",
+]
 
 
 def get_cell(name, hidden_size, layer_norm=False, scope=None, **options):
-    """A new cell by (case-insensitive) name: lrn, olrn, gru, lstm, atr, sru.
+    """A new cell by (case-insensitive) name: lrn, olrn, gru, lstm, atr, sru, or any registered.
 
-    options: `activation` ('identity' or 'tanh', LRN/oLRN only), `initializer`.
-    `scope` (the variable scope) defaults to the cell name.
+    options: those the cell's constructor takes beyond the base Cell's (LRN/oLRN:
+    `activation`, 'identity' or 'tanh'), and `initializer`. `scope` (the variable scope)
+    defaults to the cell name.
     """
-    key = str(name).lower()
-    if key not in CELLS:
-        valid = ", ".join(CELLS)
-        close = difflib.get_close_matches(key, CELLS, n=1, cutoff=0.0)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
-        raise ValueError(f"unknown cell {name!r}: valid cells are {valid}{hint}")
-    cls = CELLS[key]
-    if "activation" in options and not issubclass(cls, LRN):
-        raise ValueError(f"option 'activation' applies to lrn and olrn only, not {key}")
-    unknown = set(options) - {"activation", "initializer"}
+    cls = CELLS[name]
+    own = set(cls.options)
+    unknown = set(options) - own - {"initializer"}
     if unknown:
-        raise ValueError(f"unknown cell options {sorted(unknown)}: use activation, initializer")
+        takers = [n for n, c in CELLS.items() if unknown <= set(c.options)]
+        if takers:
+            shown = ", ".join(sorted(unknown))
+            raise ValueError(
+                f"option {shown!r} applies to {' and '.join(takers)} only, not {cls.name}"
+            )
+        valid = ", ".join(sorted(own | {"initializer"}))
+        raise ValueError(f"unknown cell options {sorted(unknown)}: use {valid}")
     return cls(hidden_size, layer_norm=layer_norm, scope=scope, **options)
+
+
+def get_attention(name, hidden_size, num_heads=1, scope="attention", initializer=None):
+    """A new attention by name: additive (the paper's), luong, or any registered."""
+    return ATTENTIONS[name](hidden_size, num_heads=num_heads, scope=scope, initializer=initializer)

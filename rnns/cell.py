@@ -12,7 +12,7 @@ from rnns.ops import DEFAULT_INIT, layer_norm_params, matmul, normalize
 v1 = tf.compat.v1
 
 
-def _root_graph():
+def root_graph():
     """The outermost graph: a while-loop body is traced in a FuncGraph nested in it."""
     graph = v1.get_default_graph()
     while getattr(graph, "outer_graph", None) is not None:
@@ -27,6 +27,7 @@ class Cell:
         name: factory name (also the default variable scope).
         proj_blocks: width of the input projection `W` in units of d.
         state_blocks: state width in units of d (2 for cells whose state is [h; c]).
+        options: names of extra constructor arguments (LRN: activation).
         ln_projection: whether layer_norm=True normalises the input projection (per d-wide
             block, each block its own gain/offset); GRU/LSTM normalise inside the step instead.
     """
@@ -35,6 +36,7 @@ class Cell:
     proj_blocks = 1
     state_blocks = 1
     ln_projection = True
+    options = ()  # constructor options beyond the base class's (see rnns.get_cell)
 
     def __init__(self, hidden_size, layer_norm=False, scope=None, initializer=None):
         self.hidden_size = int(hidden_size)
@@ -56,13 +58,13 @@ class Cell:
     def build(self, input_size):
         """Create every variable of the cell (once per graph), outside any loop."""
         input_size = int(input_size)
-        if self._graph is _root_graph():
+        if self._graph is root_graph():
             if input_size != self.input_size:
                 raise ValueError(
                     f"{self!r} was built for input size {self.input_size}, got {input_size}"
                 )
             return
-        if v1.get_default_graph() is not _root_graph():
+        if v1.get_default_graph() is not root_graph():
             raise RuntimeError(f"build {self!r} before entering a loop or function")
         with v1.variable_scope(self.scope, reuse=v1.AUTO_REUSE) as scope:
             self.W = self._weight("W", [input_size, self.proj_size])
@@ -73,7 +75,7 @@ class Cell:
             self._build()
             self.variables = v1.get_collection(v1.GraphKeys.GLOBAL_VARIABLES, scope.name + "/")
         self.input_size = input_size
-        self._graph = _root_graph()
+        self._graph = root_graph()
 
     def _build(self):
         """Create the recurrent variables (inside the cell's variable scope)."""

@@ -16,6 +16,7 @@ class LRN(Cell):
 
     name = "lrn"
     proj_blocks = 3
+    options = ("activation",)
 
     def __init__(
         self, hidden_size, layer_norm=False, scope=None, initializer=None, activation="identity"

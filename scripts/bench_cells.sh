@@ -1,8 +1,7 @@
 #!/usr/bin/env bash
-# Times forward+backward of every rnns cell beside Keras's GRU/LSTM (see scripts/bench_cells.py).
-# Quick smoke test: BENCH_SIZES=64 BENCH_RUNS=1 BENCH_WARMUP=1 bash scripts/bench_cells.sh
+# Speed of every rnns cell beside Keras GRU/LSTM: python -m bench cells (options: --help).
+# Smoke run: bash scripts/bench_cells.sh --sizes 64 --steps 5 --runs 1 --warmup 1 --cells lrn
 set -euo pipefail
-cd "$(dirname "$0")/.."
-PYTHON="${PYTHON:-.venv/bin/python}"
-[ -x "$PYTHON" ] || PYTHON=python3
-exec "$PYTHON" scripts/bench_cells.py "$@"
+source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
+cd "$ROOT"
+exec "$PY" -m bench cells "$@"

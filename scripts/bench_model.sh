@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# Whole-model speed of every cell at the paper and the sample size (see scripts/bench_model.py):
-# training step, beam-4 decoding, peak memory, FLOPs and % of the machine's matmul peak.
+# Whole-model speed of every cell at the paper and the sample size: training step, beam-4
+# decoding, peak memory, FLOPs and % of the machine's matmul peak: python -m bench model.
 # Needs the prepared sample (bash scripts/prepare_sample.sh prepared/sample) or --data DIR.
-# Smoke run: BENCH_CELLS="gru lrn" BENCH_SIZES=sample BENCH_STEPS=1 BENCH_WARMUP=1 \
-#     BENCH_DECODE_SENTENCES=10 BENCH_TOKENS=300 bash scripts/bench_model.sh --data DIR
+# Smoke run: bash scripts/bench_model.sh --cells gru lrn --sizes sample --steps 1 --warmup 1 \
+#     --decode-sentences 10 --tokens 300
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 cd "$ROOT"
-exec "$PY" scripts/bench_model.py "$@"
+exec "$PY" -m bench model "$@"

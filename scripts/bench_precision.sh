@@ -1,11 +1,10 @@
 #!/usr/bin/env bash
-# bfloat16 against float32 (see scripts/bench_precision.py): plain matrix products, then the
-# training step and beam-search decoding of LRN and GRU at the sample and the paper size, on one
-# pinned core (BENCH_CORES).
-# Needs the prepared sample (bash scripts/prepare_sample.sh prepared/sample) or --data DIR.
-# Smoke run: BENCH_CELLS=lrn BENCH_SIZES=sample BENCH_ROUNDS=1 BENCH_STEPS=1 \
-#     BENCH_DECODE_SENTENCES=5 BENCH_TOKENS=300 BENCH_MATMUL_ROUNDS=1 bash scripts/bench_precision.sh
+# bfloat16 against float32: plain matrix products, then the training step and beam-search
+# decoding of LRN and GRU at the sample and the paper size, on one pinned core (--cores):
+# python -m bench precision. Needs the prepared sample or --data DIR.
+# Smoke run: bash scripts/bench_precision.sh --cells lrn --sizes sample --rounds 1 --steps 1 \
+#     --decode-sentences 5 --tokens 300 --matmul-rounds 1
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 cd "$ROOT"
-exec "$PY" scripts/bench_precision.py "$@"
+exec "$PY" -m bench precision "$@"

@@ -4,8 +4,8 @@
 #   bash scripts/compare_cells.sh                        -> runs/compare/<cell>/
 #   bash scripts/bench_decode.sh --model-root runs/compare -> runs/bench/decode.json
 #   bash scripts/reproduce_table.sh [--bench DIR] [--compare DIR]
-# Missing results show as "-" with the command that produces them. See scripts/reproduce_table.py.
+# Missing results show as "-" with the command that produces them: python -m bench table.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 cd "$ROOT"
-exec "$PY" scripts/reproduce_table.py "$@"
+exec "$PY" -m bench table "$@"

@@ -6,12 +6,13 @@ import os
 import numpy as np
 import tensorflow as tf
 
+import rnns
 from zero import config as config_lib
 from zero.vocab import Vocab
 
 v1 = tf.compat.v1
 
-CELLS = ["lrn", "olrn", "gru", "lstm", "atr", "sru"]
+CELLS = list(rnns.CELLS.names())
 
 TINY = {
     "hidden_size": 8,

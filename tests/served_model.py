@@ -13,8 +13,8 @@ from zero import config as config_lib
 from zero import prepare
 from zero.checkpoints import PREFIX
 from zero.model import Model
-from zero.runner import record_vocabs
-from zero.session import load_vocabs
+from zero.modeldir import record_vocabs
+from zero.vocab import load_vocabs
 
 v1 = tf.compat.v1
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

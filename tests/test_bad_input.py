@@ -18,7 +18,7 @@ from helpers import TINY, write_corpus
 import run
 from zero import config as config_lib
 from zero.checkpoints import BEST_DIR, checkpoint_files, listed_checkpoints
-from zero.runner import run_train
+from zero.modes import MODES
 from zero.vocab import Vocab
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -50,7 +50,7 @@ def trained(tmp_path_factory):
     corpus["dev_ref"] = corpus["dev_tgt"]
     config = config_lib.load(None, [f"{k}={v}" for k, v in SETTINGS.items()])
     config.update(corpus, output_dir=str(base / "model"))
-    run_train(config)  # as run.py does: it also records the vocabularies (vocab.json)
+    MODES["train"](config)  # as run.py does: it also records the vocabularies (vocab.json)
     return corpus, str(base / "model")
 
 
@@ -417,7 +417,7 @@ def test_long_lines_are_skipped_and_counted(trained, tmp_path, capsys):
     )
     capsys.readouterr()
     assert run.main(_argv("train", config)) == 0
-    out = capsys.readouterr().out
+    out = capsys.readouterr().err  # the training log
     assert "data epoch 0 done: 46 pairs" in out
     assert "skipped 4 pairs longer than max_len=8 tokens" in out
     assert not math.isnan(float(out.split("loss ")[-1].split()[0]))

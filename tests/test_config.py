@@ -22,7 +22,7 @@ def _yaml(tmp_path, text, name="c.yaml"):
 
 def test_defaults():
     config = load()
-    assert config == {key: spec[0] if key != "ensemble" else [] for key, spec in SCHEMA.items()}
+    assert config == {key: spec.default for key, spec in SCHEMA.items()}
     assert config.hidden_size == 1024
     with pytest.raises(AttributeError):
         config.no_such_key  # noqa: B018
@@ -79,7 +79,7 @@ def test_set_overrides_yaml_overrides_defaults(tmp_path):
     assert config.embed_size == 64  # --set over YAML
     assert config.seed == 5  # --set over default
     assert config.cell == "gru"
-    assert config.num_encoder_layers == SCHEMA["num_encoder_layers"][0]
+    assert config.num_encoder_layers == SCHEMA["num_encoder_layers"].default
     # Later --set wins over an earlier one.
     assert load(path, ["seed=5", "seed=6"]).seed == 6
 

@@ -7,8 +7,10 @@ import json
 import numpy as np
 import pytest
 
-from zero.data import EvalBatches, TrainStream, check_parallel, count_lines, read_lines
+from zero.batching import EvalBatches
+from zero.data import TrainStream
 from zero.errors import UserError
+from zero.textio import check_parallel, count_lines, read_lines
 from zero.vocab import BOS, EOS, PAD, UNK, Vocab
 
 

@@ -12,8 +12,8 @@ from served_model import ROOT, prepare_slice, random_model
 
 from zero import config as config_lib
 from zero.errors import UserError
-from zero.prepare import Preprocessor
-from zero.runner import MODES
+from zero.modes import MODES
+from zero.preprocess import Preprocessor
 
 DECODE = {"max_decode_extra": 3, "beam_size": 3}  # short outputs from random weights
 # ZERO_FAST_TESTS=1: LRN and one gated cell only.

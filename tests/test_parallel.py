@@ -21,6 +21,7 @@ from helpers import (
     write_corpus,
 )
 
+from zero import config as config_lib
 from zero import data, parallel
 from zero.checkpoints import find_checkpoint, listed_checkpoints
 from zero.errors import UserError
@@ -213,6 +214,9 @@ def test_two_device_training_resumes_exactly(corpus, tmp_path):
 
 
 def _free_ports(n):
+    """n ports free now. TensorFlow's gRPC server can neither take an open socket nor share a
+    port held with SO_REUSEPORT, so the ports are released before the workers bind them; a
+    port taken in between is detected by _run_workers, which then starts again on others."""
     socks = [socket.socket() for _ in range(n)]
     for s in socks:
         s.bind(("127.0.0.1", 0))
@@ -222,7 +226,22 @@ def _free_ports(n):
     return ports
 
 
+def _workers(n=2):
+    return [f"127.0.0.1:{p}" for p in _free_ports(n)]
+
+
 def _run_workers(config, tmp_path, per_worker, timeout=600, env=None, kill=None):
+    """_start_workers, again on fresh ports (at most three times) when a worker could not
+    bind its port (another process took it after _free_ports released it)."""
+    for _ in range(3):
+        results = _start_workers(config, tmp_path, per_worker, timeout, env, kill)
+        if not any("cannot start the server of worker" in out for _, out in results):
+            return results
+        config = config_lib.Config({**config, "workers": _workers(len(config.workers))})
+    return results
+
+
+def _start_workers(config, tmp_path, per_worker, timeout=600, env=None, kill=None):
     """Start one run.py training process per dict of --set overrides of `config` and wait
     until all have ended, at most `timeout` seconds: the rest are then killed. kill=(i, text):
     SIGKILL worker i once its output shows `text`. Returns [(exit code or None, output)]."""
@@ -261,7 +280,7 @@ def test_two_workers_equal_one_process_with_two_devices_and_resume(corpus, tmp_p
     the weights of one process training 4 updates on two devices (the same global batches:
     worker w's batch is device w's). The second worker writes nothing (its output_dir is
     never created); the chief wrote the checkpoints and validation records."""
-    workers = [f"127.0.0.1:{p}" for p in _free_ports(2)]
+    workers = _workers()
     chief_dir, other_dir = tmp_path / "chief", tmp_path / "other"
     base = _config(corpus, chief_dir, eval_every=2, threads=1, grad_accum=2, workers=workers)
     for max_steps in (2, 4):
@@ -290,7 +309,7 @@ def test_two_workers_equal_one_process_with_two_devices_and_resume(corpus, tmp_p
 def test_workers_with_different_configs_all_stop_with_an_error(corpus, tmp_path):
     """A worker started with another learning rate: every worker exits with a one-line error
     (none waits forever for the others), before training and without writing a checkpoint."""
-    workers = [f"127.0.0.1:{p}" for p in _free_ports(2)]
+    workers = _workers()
     base = _config(corpus, tmp_path / "model", threads=1, max_steps=2, workers=workers)
     results = _run_workers(base, tmp_path, [{}, {"lr": 0.5}], timeout=400)
     (code0, out0), (code1, out1) = results
@@ -304,7 +323,7 @@ def test_workers_with_different_configs_all_stop_with_an_error(corpus, tmp_path)
 def test_the_others_stop_with_an_error_when_a_worker_dies(corpus, tmp_path):
     """Worker 1 is SIGKILLed during training: the chief does not wait forever, it stops with
     a one-line error (a lost connection, or at the latest the collective timeout, here 60 s)."""
-    workers = [f"127.0.0.1:{p}" for p in _free_ports(2)]
+    workers = _workers()
     base = _config(corpus, tmp_path / "model", threads=1, max_steps=100000, workers=workers)
     env = {"ZERO_WORKER_TIMEOUT": "60"}
     results = _run_workers(base, tmp_path, [{}, {}], 500, env, kill=(1, "step 3/"))

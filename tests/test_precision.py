@@ -20,11 +20,13 @@ from helpers import (
 
 from rnns import precision
 from zero import config as config_lib
-from zero import loss_scale, runner
+from zero import loss_scale
 from zero.checkpoints import find_checkpoint
 from zero.decode import Translator
 from zero.model import Model
-from zero.train import Trainer, TrainGraph
+from zero.modes import MODES
+from zero.train import Trainer
+from zero.train_graph import TrainGraph
 
 v1 = tf.compat.v1
 VOCAB = 20
@@ -183,7 +185,7 @@ def _mode(run, config, tmp_path, tag, **sets):
 def test_float32_checkpoint_decodes_and_scores_in_bfloat16(trained, tmp_path):
     src, tgt = trained.dev_src, trained.dev_tgt
     outputs = {
-        p: _mode(runner.run_test, trained, tmp_path, p, input=src, precision=p)
+        p: _mode(MODES["test"], trained, tmp_path, p, input=src, precision=p)
         for p in ("float32", "bfloat16")
     }
     assert len(outputs["bfloat16"]) == len(outputs["float32"]) > 0
@@ -192,7 +194,7 @@ def test_float32_checkpoint_decodes_and_scores_in_bfloat16(trained, tmp_path):
     scores = {}
     for p in ("float32", "bfloat16"):
         lines = _mode(
-            runner.run_score, trained, tmp_path, f"s{p}", input=src, reference=tgt, precision=p
+            MODES["score"], trained, tmp_path, f"s{p}", input=src, reference=tgt, precision=p
         )
         scores[p] = np.array(lines, float)
     np.testing.assert_allclose(scores["bfloat16"], scores["float32"], rtol=LOSS_TOL["bfloat16"])
@@ -212,7 +214,7 @@ def test_bfloat16_training_keeps_float32_checkpoints(trained, tmp_path):
         if dtype.is_floating
     }
     assert dtypes and set(dtypes.values()) == {tf.float32}
-    out = _mode(runner.run_test, config, tmp_path, "out", input=config.dev_src, precision="float32")
+    out = _mode(MODES["test"], config, tmp_path, "out", input=config.dev_src, precision="float32")
     assert len(out) == 8
 
 

@@ -16,7 +16,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -25,11 +24,11 @@ import tensorflow as tf
 import yaml
 from helpers import write_corpus
 
-from zero import checkpoints
+from zero import checkpoints, faults
 from zero import config as config_lib
 from zero.checkpoints import BEST_DIR, is_complete, listed_checkpoints
 from zero.errors import UserError
-from zero.runner import run_test
+from zero.modes import MODES
 from zero.train import Trainer
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -97,10 +96,11 @@ def _variables(path):
 
 
 def _run(command, env, trigger, timeout=180):
-    """Run `command` until it exits, SIGKILLing it when `trigger` fires:
-    None (never), ("launch", seconds), ("started", seconds): after the resumed/starting line,
-    ("step", (k, seconds)): after the k-th step line, ("marker", (point, k)): at the k-th
-    fault-inject pause at `point`. Returns (output lines, killed?, exit status)."""
+    """Run `command` until it exits, SIGKILLing it when `trigger` fires, always on something
+    the process reported (never after a guessed delay): None (never), ("started", None): at the
+    resumed/starting line, ("step", k): at the k-th step line, ("marker", (point, k)): at the
+    k-th fault-inject pause at `point`. Returns (output lines, killed?, exit status).
+    `timeout` only guards against a hung run."""
     proc = subprocess.Popen(
         command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         text=True, bufsize=1,
@@ -112,18 +112,11 @@ def _run(command, env, trigger, timeout=180):
             killed.set()
             proc.send_signal(signal.SIGKILL)
 
-    def kill_after(seconds):
-        timer = threading.Timer(seconds, kill)
-        timer.daemon = True
-        timer.start()
-
     timed_out = threading.Event()
     deadline = threading.Timer(timeout, lambda: (timed_out.set(), proc.kill()))
     deadline.daemon = True
     deadline.start()
     kind, arg = trigger or (None, None)
-    if kind == "launch":
-        kill_after(arg)
     lines, steps, markers = [], 0, 0
     for line in proc.stdout:
         line = line.rstrip("\n")
@@ -131,11 +124,11 @@ def _run(command, env, trigger, timeout=180):
         if killed.is_set():
             continue
         if kind == "started" and line.startswith(("resumed from", "starting a new model")):
-            kill_after(arg)
+            kill()
         elif kind == "step" and STEP_LINE.match(line):
             steps += 1
-            if steps == arg[0]:
-                kill_after(arg[1])
+            if steps == arg:
+                kill()
         elif kind == "marker" and line.startswith(f"fault-inject: {arg[0]} "):
             markers += 1
             if markers == arg[1]:
@@ -153,12 +146,12 @@ def _lane(config_path, lane, seed, results):
     command = [sys.executable, "run.py", "--mode", "train", "--config", config_path]
     directory = config_lib.load(config_path).output_dir
     middle = [
-        ("step", (rng.randint(1, 8), rng.uniform(0.0, 0.3))),
+        ("step", rng.randint(1, 8)),
         ("marker", ("sleep_in_save", rng.randint(1, 3))),
         ("marker", ("sleep_in_validate", 1)),
     ]
     rng.shuffle(middle)
-    first = ("launch", rng.uniform(0.5, 2.5)) if lane == 0 else ("started", rng.uniform(0, 0.5))
+    first = ("started", None) if lane == 0 else ("step", rng.randint(1, 3))
     # The first validation of a new model always improves: the best/ swap happens there.
     schedule = [first, ("marker", ("sleep_in_best", 1))] + middle + [None]
     runs = []
@@ -466,7 +459,7 @@ def test_same_seed_same_losses_and_translations(corpus, tmp_path):
         path = _write_config(tmp_path / f"{name}.yaml", corpus, tmp_path / name, max_steps=12)
         losses = _losses(_train_in_process(config_lib.load(path)))
         out = tmp_path / f"{name}.out"
-        run_test(config_lib.load(path, [f"input={corpus['dev_src']}", f"output={out}"]))
+        MODES["test"](config_lib.load(path, [f"input={corpus['dev_src']}", f"output={out}"]))
         outputs.append((losses, out.read_text(encoding="utf-8")))
     assert sorted(outputs[0][0]) == list(range(1, 13))
     assert outputs[0] == outputs[1]
@@ -478,12 +471,13 @@ def test_same_seed_same_losses_and_translations(corpus, tmp_path):
 
 
 def test_fault_injection_is_off_by_default(monkeypatch, capsys):
+    slept = []
+    monkeypatch.setattr(faults.time, "sleep", slept.append)
     monkeypatch.delenv("ZERO_FAULT_INJECT", raising=False)
-    start = time.time()
     checkpoints.pause("sleep_in_save", "x")
-    assert time.time() - start < 0.1 and capsys.readouterr().err == ""
+    assert slept == [] and capsys.readouterr().err == ""
     monkeypatch.setenv("ZERO_FAULT_INJECT", "sleep_in_best")
     monkeypatch.setenv("ZERO_FAULT_SLEEP", "0")
     checkpoints.pause("sleep_in_save", "x")
     checkpoints.pause("sleep_in_best", "y")
-    assert capsys.readouterr().err == "fault-inject: sleep_in_best y\n"
+    assert capsys.readouterr().err == "fault-inject: sleep_in_best y\n" and slept == [0.0]

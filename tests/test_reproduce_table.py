@@ -1,6 +1,6 @@
-"""scripts/reproduce_table.py reads what benchmark and training runs left behind: every figure
-in the table comes from those files, and a missing result shows as "-" with the command that
-produces it."""
+"""`python -m bench table` reads what benchmark and training runs left behind: every figure
+in the table comes from those files (the paper's from bench/paper.py), and a missing result
+shows as "-" with the command that produces it."""
 
 import json
 import os
@@ -9,8 +9,11 @@ import sys
 
 import yaml
 
+from bench import paper
+from bench.common import SHOWN, TABLE_ORDER
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CELLS = ["gru", "lstm", "atr", "sru", "lrn", "olrn"]
+CELLS = list(TABLE_ORDER)
 
 SCORE = """BLEU|nrefs:1|case:mixed|eff:no|tok:13a|smooth:exp|version:2.6.0 = {bleu} 53.3/28.5/18.0/11.8 (BP = 0.941 ratio = 0.942 hyp_len = 25421 ref_len = 26980)
 chrF2|nrefs:1|case:mixed|eff:yes|nc:6|nw:0|space:no|version:2.6.0 = {chrf}
@@ -39,7 +42,7 @@ def _table(tmp_path, cells_trained):
         config = {"max_time": 600.0, "time_clock": "cpu", "lr_progress": "time"}
         (run / "config.yaml").write_text(yaml.safe_dump(config))
     out = subprocess.run(
-        [sys.executable, "scripts/reproduce_table.py", "--bench", bench, "--compare", compare],
+        [sys.executable, "-m", "bench", "table", "--bench", bench, "--compare", compare],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -67,3 +70,17 @@ def test_table_reads_every_result(tmp_path):
     assert "GRU: 500: 5.5, 1000: 12.2 (0.60 cpu s/step)" in out
     assert "600 cpu-clock seconds per cell, learning-rate schedule stretched" in out
     assert "bench_decode.sh --model-root runs/compare` first" in out
+
+
+def test_paper_columns_come_from_bench_paper(tmp_path):
+    _, rows = _table(tmp_path, [])
+    gru = paper.PAPER["gru"]
+    for cell in CELLS:
+        row, theirs = rows[SHOWN[cell]], paper.row(cell)
+        if theirs is None:  # no LSTM row in the paper
+            assert row[0] == row[2] == row[4] == row[6] == "-"
+            continue
+        assert row[0] == f"{theirs.params_m}M"
+        assert row[2] == f"{theirs.train_s:.2f} ({gru.train_s / theirs.train_s:.2f}x)"
+        assert row[4] == f"{theirs.decode_ms:.2f} ({gru.decode_ms / theirs.decode_ms:.2f}x)"
+        assert row[6] == f"{theirs.bleu:.2f}"

@@ -12,11 +12,11 @@ import tensorflow as tf
 from helpers import assign, make_session, pad, tiny_config, trained_tiny_model
 
 from zero import config as config_lib
-from zero import search
+from zero import inference, search
 from zero.checkpoints import average_checkpoints, listed_checkpoints
 from zero.decode import Translator, strip_eos, translate_batches
 from zero.model import Model
-from zero.runner import build_translator, restore_models, run_test
+from zero.modes import MODES
 from zero.vocab import BOS, EOS
 
 v1 = tf.compat.v1
@@ -63,30 +63,29 @@ class Decoder:
 
     def __init__(self, config, **overrides):
         self.config = config_lib.Config({**config, **overrides})
-        self.graph = tf.Graph()
-        translator, members, self.src_vocab, self.tgt_vocab = build_translator(
-            self.config, self.graph
+        loaded = inference.load(self.config, self._build)
+        self.graph, self.sess, self.translator = loaded.graph, loaded.sess, loaded.outputs
+        self.src_vocab, self.tgt_vocab = loaded.src_vocab, loaded.tgt_vocab
+
+    def _build(self, models):
+        model = models[0]
+        translator = Translator(models, self.config)
+        self.src = v1.placeholder(tf.int32, [None, None])
+        self.tgt = v1.placeholder(tf.int32, [None, None])
+        enc = model.encode(self.src, training=False)
+        self.init = enc["init"]
+        cache = model.inference_cache(enc)
+        self.cache_keys = sorted(cache)
+        self.cache = [cache[k] for k in self.cache_keys]
+        self.prev = v1.placeholder(tf.int32, [None])
+        self.states_in = [v1.placeholder(tf.float32, s.shape) for s in self.init]
+        self.cache_in = [v1.placeholder(c.dtype, c.shape) for c in self.cache]
+        self.log_probs, self.states_out = model.step(
+            self.prev, self.states_in, dict(zip(self.cache_keys, self.cache_in, strict=True))
         )
-        self.translator, self.members = translator, members
-        model = members[0][0]
-        with self.graph.as_default():
-            self.src = v1.placeholder(tf.int32, [None, None])
-            self.tgt = v1.placeholder(tf.int32, [None, None])
-            enc = model.encode(self.src, training=False)
-            self.init = enc["init"]
-            cache = model.inference_cache(enc)
-            self.cache_keys = sorted(cache)
-            self.cache = [cache[k] for k in self.cache_keys]
-            self.prev = v1.placeholder(tf.int32, [None])
-            self.states_in = [v1.placeholder(tf.float32, s.shape) for s in self.init]
-            self.cache_in = [v1.placeholder(c.dtype, c.shape) for c in self.cache]
-            self.log_probs, self.states_out = model.step(
-                self.prev, self.states_in, dict(zip(self.cache_keys, self.cache_in, strict=True))
-            )
-            _, stats = model.loss(self.src, self.tgt, training=False)
-            self.sentence_nll = stats["sentence_nll"]
-        self.sess = make_session(self.graph)
-        restore_models(self.sess, members)
+        _, stats = model.loss(self.src, self.tgt, training=False)
+        self.sentence_nll = stats["sentence_nll"]
+        return translator
 
     def translate(self, sources):
         return self.translator.run(self.sess, pad(sources))
@@ -165,7 +164,7 @@ def test_nbest_sorted_and_distinct(model_dir, decoder):
 
 
 def test_translate_batches_nbest_in_input_order(model_dir, decoder):
-    from zero.data import EvalBatches
+    from zero.batching import EvalBatches
 
     dec = decoder(beam_size=4)
     batches = EvalBatches(model_dir.dev_src, dec.src_vocab, batch_tokens=20)
@@ -324,7 +323,7 @@ def test_run_py_test_mode_keeps_empty_lines(model_dir, tmp_path):
 
     # The n-best format: index ||| text ||| score, best first, the 1-best as above.
     nbest = tmp_path / "nbest.txt"
-    run_test(config_lib.load(config, [f"input={src}", f"output={nbest}", "n_best=2"]))
+    MODES["test"](config_lib.load(config, [f"input={src}", f"output={nbest}", "n_best=2"]))
     rows = [r.split(" ||| ") for r in nbest.read_text(encoding="utf-8").splitlines()]
     assert sorted({int(r[0]) for r in rows}) == list(range(len(lines)))
     for i in range(len(lines)):

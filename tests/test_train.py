@@ -9,8 +9,8 @@ import pytest
 import tensorflow as tf
 from helpers import tiny_config, train_config, write_corpus
 
-from zero import runner
 from zero.checkpoints import BEST_DIR, find_checkpoint, listed_checkpoints
+from zero.modes import MODES
 from zero.train import Trainer
 
 STEP_LINE = re.compile(r"^step (\d+)/\d+  loss (\S+)")
@@ -91,7 +91,7 @@ def test_checkpoints_best_and_params(corpus, tmp_path, capsys):
 
     # params mode: the count the trainer reported.
     capsys.readouterr()
-    runner.run_params(config)
+    MODES["params"](config)
     out = capsys.readouterr().out.strip().splitlines()
     total = int(out[-1].removeprefix("total parameters: "))
     started = next(line for line in lines if line.startswith("starting a new model"))
@@ -100,7 +100,7 @@ def test_checkpoints_best_and_params(corpus, tmp_path, capsys):
 
 def test_eval_sentences_keeps_the_first_lines(corpus):
     """Validation BLEU on the first N dev lines: exactly their rows, padding trimmed."""
-    from zero.data import EvalBatches
+    from zero.batching import EvalBatches
     from zero.vocab import Vocab
 
     vocab = Vocab.load(corpus["src_vocab"])

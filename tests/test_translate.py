@@ -12,7 +12,7 @@ from served_model import ROOT, prepare_slice, random_model
 from zero import config as config_lib
 from zero.errors import UserError
 from zero.evaluate import postprocess
-from zero.runner import MODES
+from zero.modes import MODES
 
 # Short outputs: random weights rarely choose EOS, so hypotheses run to the length limit.
 DECODE = {"max_decode_extra": 3, "beam_size": 3}

@@ -15,7 +15,7 @@ from zero import plots
 from zero.checkpoints import PREFIX
 from zero.errors import UserError
 from zero.model import Model
-from zero.session import load_vocabs
+from zero.vocab import load_vocabs
 from zero.weights import check_config, decompose, layer_gates
 
 v1 = tf.compat.v1

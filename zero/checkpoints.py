@@ -18,7 +18,7 @@ import tensorflow as tf
 
 from zero.errors import UserError
 from zero.faults import pause
-from zero.fileio import atomic_write_text
+from zero.textio import atomic_write_text
 
 v1 = tf.compat.v1
 PREFIX = "model.ckpt"

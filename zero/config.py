@@ -1,142 +1,271 @@
-"""The one configuration schema: every key with its default, type and help, declared once.
+"""The one configuration schema: every key with its default, type, help, group and valid
+values, declared once. The README's key tables (`describe`), the architecture check of a model
+directory and the keys workers may set differently all derive from it.
 
 Defaults come from SCHEMA, a YAML file overrides them, `--set key=value` overrides both. The
 effective configuration is saved in the model directory and reused by resume, decoding and
 scoring, so a model directory is self-contained.
 """
 
+import copy
 import difflib
 import os
 
 import yaml
 
 from zero.errors import UserError
+from zero.textio import atomic_write_text
 
-# name: (default, type, help). A type of `list` takes a YAML list; None defaults mean "unset".
+
+class Key:
+    """One configuration key: default, type, help, group, and for some a set of valid names.
+
+    `choices` is a tuple, or a function returning the names (the registries of cells,
+    attentions and schedules, read when a config is checked, so a registered extension is a
+    valid value). A type of `list` takes a YAML list; a None default means "unset".
+    """
+
+    def __init__(self, default, kind, help, group, choices=None):
+        self.default, self.kind, self.help, self.group = default, kind, help, group
+        self._choices = choices
+        # Names from a registry are matched case-insensitively, as the registries do.
+        self.registered = callable(choices)
+
+    def choices(self):
+        return self._choices() if self.registered else self._choices
+
+
+def _cells():
+    from rnns import CELLS  # imported late: rnns pulls in TensorFlow
+
+    return CELLS.names()
+
+
+def _attentions():
+    from rnns import ATTENTIONS
+
+    return ATTENTIONS.names()
+
+
+def _schedules():
+    from zero.schedules import SCHEDULES
+
+    return SCHEDULES.names()
+
+
+# Groups, in the order the README lists them, with what they mean.
+GROUPS = {
+    "architecture": "the network: a model directory built with other values cannot be loaded",
+    "data": "vocabulary sizes, languages and batching of the training data",
+    "files": "paths on this machine (they may differ between the workers of a cluster)",
+    "training": "optimisation, budgets, validation and checkpoints",
+    "schedule": "the learning rate",
+    "decoding": "beam search and which weights to decode with",
+    "modes": "inputs and outputs of the other modes",
+    "machine": "this process's threads and devices (they may differ between workers)",
+}
+
+# Keys that may differ between the workers of a cluster (zero/parallel.py checks the rest).
+LOCAL_GROUPS = ("files", "machine")
+
 SCHEMA = {
-    # model
-    "cell": ("lrn", str, "recurrent unit: lrn, olrn, gru, lstm, atr, sru"),
-    "hidden_size": (1024, int, "hidden size of every recurrent layer"),
-    "embed_size": (1024, int, "word embedding size (also the readout size, tied softmax)"),
-    "num_encoder_layers": (6, int, "encoder depth; layer 0 is the context-aware bidirectional one"),
-    "num_decoder_layers": (6, int, "decoder depth; layer 0 attends, layers >= 1 reuse its context"),
-    "cell_layer_norm": (False, bool, "layer normalisation inside the cells (DESIGN.md LN?)"),
-    "layer_norm": (True, bool, "post-norm layer normalisation after each residual connection"),
-    "lrn_activation": ("identity", str, "LRN/oLRN output activation g: identity or tanh"),
-    "num_heads": (1, int, "attention heads of the additive attention"),
-    "context_aware": (True, bool, "context-aware first encoder layer (else a plain backward RNN)"),
-    "dropout": (0.1, float, "dropout on embeddings, residual branches and the readout"),
-    "label_smoothing": (0.1, float, "label smoothing epsilon of the training loss"),
-    "src_vocab_size": (0, int, "source vocabulary size when no src_vocab file is given"),
-    "tgt_vocab_size": (0, int, "target vocabulary size when no tgt_vocab file is given"),
-    # data
-    "src_lang": ("en", str, "source language code (tokenisation, detokenisation)"),
-    "tgt_lang": ("de", str, "target language code"),
-    "src_vocab": (None, str, "source vocabulary file"),
-    "tgt_vocab": (None, str, "target vocabulary file"),
-    "train_src": (None, str, "BPE'd training source"),
-    "train_tgt": (None, str, "BPE'd training target"),
-    "dev_src": (None, str, "BPE'd dev source (validation BLEU and loss)"),
-    "dev_tgt": (None, str, "BPE'd dev target (validation loss)"),
-    "dev_ref": (None, str, "raw detokenized dev reference (validation sacreBLEU)"),
-    "prep_dir": (None, str, "directory written by the prepare scripts (prep.json, bpe.codes)"),
-    "batch_tokens": (3000, int, "token budget of a batch (padded source or target tokens)"),
-    "max_len": (80, int, "training pairs longer than this (either side, subwords) are skipped"),
-    "shuffle_buffer": (100000, int, "pairs read into one length-sorted, shuffled buffer"),
-    "seed": (1234, int, "seed of initialisation, dropout and data order"),
-    # training
-    "output_dir": ("runs/model", str, "model directory: checkpoints, config, logs, summaries"),
-    "lr": (1e-3, float, "peak learning rate"),
-    "lr_schedule": ("gnmt+", str, "gnmt+, noam, cosine, or constant (halved on dev plateau)"),
-    "warmup_steps": (4000, int, "warmup steps (gnmt+ p, noam, cosine)"),
-    "decay_start": (100000, int, "gnmt+: step where exponential decay starts (s)"),
-    "decay_end": (300000, int, "gnmt+: step where decay ends (e)"),
-    "gnmt_replicas": (1, int, "gnmt+: n, the factor the lr warms up to (Chen et al., 2018)"),
-    "min_lr": (0.0, float, "floor of the learning rate"),
-    "plateau_patience": (
-        1,
-        int,
-        "constant schedule: evaluations without improvement before halving",
+    # the network
+    "cell": Key(
+        "lrn", str, "recurrent unit: lrn, olrn, gru, lstm, atr, sru", "architecture", _cells
     ),
-    "adam_beta1": (0.9, float, "Adam beta1"),
-    "adam_beta2": (0.999, float, "Adam beta2"),
-    "adam_epsilon": (1e-9, float, "Adam epsilon"),
-    "clip_norm": (5.0, float, "gradient clipping by global norm (0 = off)"),
-    "grad_accum": (1, int, "accumulate gradients over N batches before an update"),
-    "max_steps": (300000, int, "stop after this many updates"),
-    "max_time": (0.0, float, "stop after this many seconds of training (0 = no limit)"),
-    "time_clock": (
+    "hidden_size": Key(1024, int, "hidden size of every recurrent layer", "architecture"),
+    "embed_size": Key(
+        1024, int, "word embedding size (also the readout size, tied softmax)", "architecture"
+    ),
+    "num_encoder_layers": Key(
+        6, int, "encoder depth; layer 0 is the bidirectional one", "architecture"
+    ),
+    "num_decoder_layers": Key(
+        6, int, "decoder depth; layer 0 attends, layers >= 1 reuse its context", "architecture"
+    ),
+    "cell_layer_norm": Key(
+        False, bool, "layer normalisation inside the cells (docs/DESIGN.md, LN?)", "architecture"
+    ),
+    "layer_norm": Key(
+        True, bool, "post-norm layer normalisation after each residual connection", "architecture"
+    ),
+    "lrn_activation": Key(
+        "identity",
+        str,
+        "LRN/oLRN output activation g: identity or tanh",
+        "architecture",
+        ("identity", "tanh"),
+    ),
+    "attention": Key(
+        "additive",
+        str,
+        "attention of decoder layer 0: additive (the paper's) or luong (multiplicative)",
+        "architecture",
+        _attentions,
+    ),
+    "num_heads": Key(1, int, "attention heads", "architecture"),
+    "context_aware": Key(
+        True,
+        bool,
+        "encoder layer 0: context-aware backward pass over the forward outputs (else forward "
+        "and backward outputs concatenated)",
+        "architecture",
+    ),
+    # data
+    "src_vocab_size": Key(0, int, "source vocabulary size when no src_vocab file is given", "data"),
+    "tgt_vocab_size": Key(0, int, "target vocabulary size when no tgt_vocab file is given", "data"),
+    "src_lang": Key("en", str, "source language code (tokenisation, detokenisation)", "data"),
+    "tgt_lang": Key("de", str, "target language code", "data"),
+    "batch_tokens": Key(
+        3000, int, "token budget of a batch (padded source or target tokens)", "data"
+    ),
+    "max_len": Key(
+        80, int, "training pairs longer than this (either side, subwords) are skipped", "data"
+    ),
+    "shuffle_buffer": Key(
+        100000, int, "pairs read into one length-sorted, shuffled buffer", "data"
+    ),
+    "seed": Key(1234, int, "seed of initialisation, dropout and data order", "data"),
+    # files
+    "src_vocab": Key(None, str, "source vocabulary file", "files"),
+    "tgt_vocab": Key(None, str, "target vocabulary file", "files"),
+    "train_src": Key(None, str, "BPE'd training source", "files"),
+    "train_tgt": Key(None, str, "BPE'd training target", "files"),
+    "dev_src": Key(None, str, "BPE'd dev source (validation BLEU and loss)", "files"),
+    "dev_tgt": Key(None, str, "BPE'd dev target (validation loss)", "files"),
+    "dev_ref": Key(None, str, "raw detokenized dev reference (validation sacreBLEU)", "files"),
+    "prep_dir": Key(
+        None, str, "directory written by the prepare scripts (prep.json, bpe.codes)", "files"
+    ),
+    "output_dir": Key(
+        "runs/model", str, "model directory: checkpoints, config, logs, summaries", "files"
+    ),
+    # training
+    "dropout": Key(
+        0.1, float, "dropout on embeddings, residual branches and the readout", "training"
+    ),
+    "label_smoothing": Key(0.1, float, "label smoothing epsilon of the training loss", "training"),
+    "adam_beta1": Key(0.9, float, "Adam beta1", "training"),
+    "adam_beta2": Key(0.999, float, "Adam beta2", "training"),
+    "adam_epsilon": Key(1e-9, float, "Adam epsilon", "training"),
+    "clip_norm": Key(5.0, float, "gradient clipping by global norm (0 = off)", "training"),
+    "grad_accum": Key(1, int, "accumulate gradients over N batches before an update", "training"),
+    "max_steps": Key(300000, int, "stop after this many updates", "training"),
+    "max_time": Key(
+        0.0, float, "stop after this many seconds of training (0 = no limit)", "training"
+    ),
+    "time_clock": Key(
         "wall",
         str,
         "what max_time counts: wall (seconds) or cpu (CPU seconds of the training process, so "
         "runs sharing a machine get equal compute)",
+        "training",
+        ("wall", "cpu"),
     ),
-    "lr_progress": (
+    "lr_progress": Key(
         "steps",
         str,
         "steps, or time: the schedule runs at step max_steps * elapsed / max_time, so a slow "
         "model still completes warmup and decay within max_time (training then stops on time)",
+        "training",
+        ("steps", "time"),
     ),
-    "log_every": (100, int, "steps between progress lines and training summaries"),
-    "eval_every": (5000, int, "steps between validation (dev loss and BLEU) and checkpoints"),
-    "save_every": (0, int, "steps between extra checkpoints (0 = at validation only)"),
-    "keep_checkpoints": (5, int, "how many recent checkpoints to keep"),
-    "patience": (0, int, "stop after this many validations without dev BLEU gain (0 = never)"),
-    "eval_sentences": (0, int, "validate BLEU on the first N dev sentences (0 = all)"),
-    "threads": (0, int, "intra-op and inter-op threads (0 = TensorFlow's choice)"),
-    "devices": (
-        [],
-        list,
-        "train on these devices of one process, e.g. [/gpu:0, /gpu:1]: each takes its own "
-        "batch of batch_tokens, gradients are summed ([] = TensorFlow's default device)",
+    "log_every": Key(100, int, "steps between progress lines and training summaries", "training"),
+    "eval_every": Key(
+        5000, int, "steps between validation (dev loss and BLEU) and checkpoints", "training"
     ),
-    "workers": (
+    "save_every": Key(
+        0, int, "steps between extra checkpoints (0 = at validation only)", "training"
+    ),
+    "keep_checkpoints": Key(5, int, "how many recent checkpoints to keep", "training"),
+    "patience": Key(
+        0, int, "stop after this many validations without dev BLEU gain (0 = never)", "training"
+    ),
+    "eval_sentences": Key(
+        0, int, "validate BLEU on the first N dev sentences (0 = all)", "training"
+    ),
+    "workers": Key(
         [],
         list,
         "host:port of every training process, the same list on each (synchronous data "
         "parallelism, collective all-reduce); [] = one process, or TF_CONFIG when set",
+        "training",
     ),
-    "worker_index": (0, int, "this process's position in workers; 0 = the chief (it saves)"),
-    # decoding
-    "beam_size": (4, int, "beam size (1 = greedy)"),
-    "length_penalty": (0.6, float, "GNMT length penalty alpha: ((5+len)/6)^alpha"),
-    "max_decode_extra": (50, int, "maximum output length = source length + this"),
-    "decode_batch_tokens": (2000, int, "source tokens per decoding batch"),
-    "n_best": (1, int, "hypotheses written per input sentence"),
-    "n_best_separator": (" ||| ", str, "field separator of n-best lines: index, text, score"),
-    "input": (None, str, "input file of test, score and weights modes"),
-    "output": (None, str, "output file of test and score modes (default: stdout)"),
-    "reference": (None, str, "target file of score mode"),
-    "checkpoint": (None, str, "checkpoint to load instead of the best/latest one"),
-    "ensemble": ([], list, "further model directories or checkpoints to ensemble with"),
-    "average_last": (5, int, "average mode: how many of the latest checkpoints to average"),
-    # translation, export, inspection
-    "export_dir": (None, str, "export mode: directory the SavedModel is written to"),
-    "layer": (0, int, "weights mode: encoder layer to decompose (0 = the first)"),
-    "direction": ("fw", str, "weights mode: fw or bw half of a bidirectional encoder layer"),
-    "weights_dir": (None, str, "weights mode: directory for the .npz, plots and index.html"),
-    # precision and devices
-    "precision": (
+    "precision": Key(
         "float32",
         str,
         "float32, bfloat16 or float16: precision of matrix products and attention (weights, "
         "optimizer state and checkpoints stay float32)",
+        "training",
+        ("float32", "bfloat16", "float16"),
+    ),
+    # the learning rate
+    "lr": Key(1e-3, float, "peak learning rate", "schedule"),
+    "lr_schedule": Key(
+        "gnmt+",
+        str,
+        "gnmt+, noam, cosine, or constant (halved on dev plateau)",
+        "schedule",
+        _schedules,
+    ),
+    "warmup_steps": Key(4000, int, "warmup steps (gnmt+ p, noam, cosine)", "schedule"),
+    "decay_start": Key(100000, int, "gnmt+: step where exponential decay starts (s)", "schedule"),
+    "decay_end": Key(300000, int, "gnmt+: step where decay ends (e)", "schedule"),
+    "gnmt_replicas": Key(
+        1, int, "gnmt+: n, the factor the lr warms up to (Chen et al., 2018)", "schedule"
+    ),
+    "min_lr": Key(0.0, float, "floor of the learning rate", "schedule"),
+    "plateau_patience": Key(
+        1, int, "constant schedule: evaluations without improvement before halving", "schedule"
+    ),
+    # decoding
+    "beam_size": Key(4, int, "beam size (1 = greedy)", "decoding"),
+    "length_penalty": Key(0.6, float, "GNMT length penalty alpha: ((5+len)/6)^alpha", "decoding"),
+    "max_decode_extra": Key(50, int, "maximum output length = source length + this", "decoding"),
+    "decode_batch_tokens": Key(2000, int, "source tokens per decoding batch", "decoding"),
+    "n_best": Key(1, int, "hypotheses written per input sentence", "decoding"),
+    "n_best_separator": Key(
+        " ||| ", str, "field separator of n-best lines: index, text, score", "decoding"
+    ),
+    "checkpoint": Key(None, str, "checkpoint to load instead of the best/latest one", "decoding"),
+    "ensemble": Key(
+        [], list, "further model directories or checkpoints to ensemble with", "decoding"
+    ),
+    # the other modes
+    "input": Key(None, str, "input file of test, score and weights modes", "modes"),
+    "output": Key(None, str, "output file of test and score modes (default: stdout)", "modes"),
+    "reference": Key(None, str, "target file of score mode", "modes"),
+    "average_last": Key(
+        5, int, "average mode: how many of the latest checkpoints to average", "modes"
+    ),
+    "export_dir": Key(None, str, "export mode: directory the SavedModel is written to", "modes"),
+    "layer": Key(0, int, "weights mode: encoder layer to decompose (0 = the first)", "modes"),
+    "direction": Key(
+        "fw",
+        str,
+        "weights mode: fw or bw half of a bidirectional encoder layer",
+        "modes",
+        ("fw", "bw"),
+    ),
+    "weights_dir": Key(
+        None, str, "weights mode: directory for the .npz, plots and index.html", "modes"
+    ),
+    # this process
+    "threads": Key(0, int, "intra-op and inter-op threads (0 = TensorFlow's choice)", "machine"),
+    "devices": Key(
+        [],
+        list,
+        "train on these devices of one process, e.g. [/gpu:0, /gpu:1]: each takes its own "
+        "batch of batch_tokens, gradients are summed ([] = TensorFlow's default device)",
+        "machine",
+    ),
+    "worker_index": Key(
+        0, int, "this process's position in workers; 0 = the chief (it saves)", "machine"
     ),
 }
 
-# Keys that define the network: a model directory built with other values cannot be loaded.
-ARCHITECTURE_KEYS = (
-    "cell",
-    "hidden_size",
-    "embed_size",
-    "num_encoder_layers",
-    "num_decoder_layers",
-    "cell_layer_norm",
-    "layer_norm",
-    "lrn_activation",
-    "num_heads",
-    "context_aware",
-)
+ARCHITECTURE_KEYS = tuple(k for k, key in SCHEMA.items() if key.group == "architecture")
+LOCAL_KEYS = frozenset(k for k, key in SCHEMA.items() if key.group in LOCAL_GROUPS)
 
 CONFIG_NAME = "config.yaml"
 
@@ -151,8 +280,6 @@ class Config(dict):
             raise AttributeError(key) from None
 
     def save(self, path):
-        from zero.fileio import atomic_write_text
-
         atomic_write_text(path, yaml.safe_dump(dict(self), sort_keys=False))
 
 
@@ -163,7 +290,7 @@ def _unknown_key(key, where):
 
 
 def _coerce(key, value, where):
-    default, kind, _ = SCHEMA[key]
+    default, kind = SCHEMA[key].default, SCHEMA[key].kind
     a_kind = {"int": "an int", "float": "a float", "bool": "a bool", "str": "a string"}.get(
         kind.__name__, f"a {kind.__name__}"
     )
@@ -233,34 +360,18 @@ def parse_sets(sets):
             value = yaml.safe_load(raw) if raw.strip() else None
         except yaml.YAMLError:
             value = raw
-        if key in SCHEMA and SCHEMA[key][1] is str and value is not None:
+        if key in SCHEMA and SCHEMA[key].kind is str and value is not None:
             value = raw  # strings stay verbatim: '1e-3' or 'yes' must not change type
         out[key] = value
     return out
 
 
-def _choices():
-    """Keys whose value is one of a few names, with those names (imported late: rnns pulls in
-    TensorFlow, which reading a config does not otherwise need)."""
-    from rnns import CELLS
-    from zero.schedules import SCHEDULES
-
-    return {
-        "cell": tuple(CELLS),
-        "lrn_activation": ("identity", "tanh"),
-        "lr_schedule": SCHEDULES,
-        "time_clock": ("wall", "cpu"),
-        "lr_progress": ("steps", "time"),
-        "direction": ("fw", "bw"),
-        "precision": ("float32", "bfloat16", "float16"),
-    }
-
-
 def _check_choices(values):
-    for key, names in _choices().items():
+    for key, spec in SCHEMA.items():
+        names = spec.choices()
         value = values[key]
-        # Cell names are case-insensitive (rnns.get_cell), so 'LRN' and 'oLRN' are fine.
-        if (value.lower() if key == "cell" else value) in names:
+        # Registered names (cells, attentions, schedules) are case-insensitive: 'oLRN' is fine.
+        if names is None or value in names or (spec.registered and value.lower() in names):
             continue
         close = difflib.get_close_matches(value.lower(), names, n=1, cutoff=0.0)
         hint = f"; did you mean '{close[0]}'?" if close else ""
@@ -271,8 +382,7 @@ def _check_choices(values):
 
 def load(path=None, sets=None):
     """Defaults <- YAML file <- --set overrides, validated."""
-    values = {key: spec[0] for key, spec in SCHEMA.items()}
-    values["ensemble"] = []
+    values = {key: copy.deepcopy(spec.default) for key, spec in SCHEMA.items()}
     if path:
         _apply(values, read_yaml(path), path)
     _apply(values, parse_sets(sets), "--set")
@@ -289,9 +399,10 @@ def saved_path(output_dir):
 def check_same_architecture(config, saved, where):
     """Raise a UserError naming every architecture key on which `config` and `saved` differ."""
     diffs = [
-        f"{key}: {saved.get(key)!r} in the model, {config.get(key)!r} in the config"
+        f"{key}: {stored!r} in the model, {config.get(key)!r} in the config"
         for key in ARCHITECTURE_KEYS
-        if saved.get(key) != config.get(key)
+        # A key added since the model was saved holds its default there.
+        if (stored := saved.get(key, SCHEMA[key].default)) != config.get(key)
     ]
     if diffs:
         raise UserError(
@@ -302,8 +413,12 @@ def check_same_architecture(config, saved, where):
 
 
 def describe():
-    """Markdown table of every key, for the README."""
-    rows = ["| key | default | meaning |", "|---|---|---|"]
-    for key, (default, _, text) in SCHEMA.items():
-        rows.append(f"| `{key}` | `{default}` | {text} |")
-    return "\n".join(rows)
+    """Markdown tables of every key by group, for the README."""
+    rows = []
+    for group, meaning in GROUPS.items():
+        rows += [f"**{group}**: {meaning}", "", "| key | default | meaning |", "|---|---|---|"]
+        for key, spec in SCHEMA.items():
+            if spec.group == group:
+                rows.append(f"| `{key}` | `{spec.default}` | {spec.help} |")
+        rows.append("")
+    return "\n".join(rows).rstrip("\n")

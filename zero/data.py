@@ -12,9 +12,6 @@ it re-reads one buffer instead of replaying the epoch.
 from __future__ import annotations
 
 import codecs
-import gzip
-import itertools
-import logging
 import math
 import os
 import queue
@@ -25,76 +22,11 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from zero import log
+from zero.batching import cut_batches, encode_lines, offsets_of, pad_rows
 from zero.errors import UserError
-from zero.vocab import EOS, PAD, UNK, Vocab
-
-log = logging.getLogger(__name__)
-
-_BLOCK = 1 << 22  # bytes per read in the scans
-
-
-# ---------------------------------------------------------------------------------------------
-# Reading
-
-
-def _open_binary(path):
-    try:
-        if str(path).endswith(".gz"):
-            return gzip.open(path, "rb")
-        return open(path, "rb")
-    except FileNotFoundError:
-        raise UserError(f"{path}: no such file") from None
-    except OSError as e:
-        raise UserError(f"{path}: cannot read: {e.strerror or e}") from None
-
-
-def read_lines(path) -> Iterator[tuple[int, str]]:
-    """Yields (lineno, text) from 1, without the line end. Splits on \\n only (a stray \\r or
-    U+2028 inside a line must not shift the alignment of a parallel corpus). .gz transparent."""
-    lineno = 0
-    with _open_binary(path) as f:
-        try:
-            for lineno, raw in enumerate(f, 1):
-                try:
-                    text = raw.decode("utf-8")
-                except UnicodeDecodeError as e:
-                    bad = raw[e.start : e.start + 1]
-                    raise UserError(
-                        f"{path}:{lineno}: invalid UTF-8 (byte {bad!r} at column {e.start + 1})"
-                    ) from None
-                yield lineno, text.rstrip("\n").rstrip("\r")
-        except (OSError, EOFError) as e:  # corrupt or truncated gzip
-            raise UserError(f"{path}: cannot read after line {lineno}: {e}") from None
-
-
-def count_lines(path) -> int:
-    """Number of lines (a last line without a newline counts)."""
-    n, last = 0, b"\n"
-    with _open_binary(path) as f:
-        try:
-            while block := f.read(_BLOCK):
-                n += block.count(b"\n")
-                last = block[-1:]
-        except (OSError, EOFError) as e:
-            raise UserError(f"{path}: cannot read: {e}") from None
-    return n + (last != b"\n")
-
-
-def _check_counts(src_path, tgt_path, n_src, n_tgt) -> None:
-    if n_src != n_tgt:
-        raise UserError(
-            f"{src_path} has {n_src} lines but {tgt_path} has {n_tgt}: source and target "
-            "files must be aligned line by line"
-        )
-    if n_src == 0:
-        raise UserError(f"{src_path} and {tgt_path} are empty: no sentence pairs to read")
-
-
-def check_parallel(src_path, tgt_path) -> int:
-    """Fast line count of both files; different counts or no lines -> UserError. Returns count."""
-    n_src, n_tgt = count_lines(src_path), count_lines(tgt_path)
-    _check_counts(src_path, tgt_path, n_src, n_tgt)
-    return n_src
+from zero.textio import BLOCK, check_counts, open_binary, read_lines
+from zero.vocab import Vocab
 
 
 def _raise_utf8_error(path):
@@ -112,8 +44,8 @@ def _scan(path, chunk_lines: int, validate: bool, name=None):
     n = pos = start = 0  # lines ended so far, bytes read, byte offset of the current line
     last = b"\n"
     decoder = codecs.getincrementaldecoder("utf-8")("strict")
-    with _open_binary(path) as f:
-        while block := f.read(_BLOCK):
+    with open_binary(path) as f:
+        while block := f.read(BLOCK):
             if validate:
                 try:
                     decoder.decode(block)
@@ -142,58 +74,6 @@ def _scan(path, chunk_lines: int, validate: bool, name=None):
     return n, np.concatenate(offsets).astype(np.int64), empty.astype(np.int64)
 
 
-# ---------------------------------------------------------------------------------------------
-# Batching helpers
-
-
-def _encode_lines(lines, ids_get):
-    """Whitespace tokens of each line -> (flat int32 ids, int32 lengths)."""
-    lens = np.fromiter((len(x) for x in lines), np.int32, count=len(lines))
-    flat = np.fromiter(
-        map(ids_get, itertools.chain.from_iterable(lines), itertools.repeat(UNK)),
-        np.int32,
-        count=int(lens.sum()),
-    )
-    return flat, lens
-
-
-def _pad(flat, offsets, lens, rows):
-    """Rows of a flat id array -> int32 [B, max_len + 1] with EOS after each row, PAD after."""
-    lens = lens[rows]
-    width = int(lens.max()) + 1
-    cols = np.arange(width)
-    gather = offsets[rows][:, None] + cols[None, :]
-    inside = cols[None, :] < lens[:, None]
-    out = np.where(inside, flat[np.minimum(gather, max(len(flat) - 1, 0))] if len(flat) else 0, PAD)
-    out = out.astype(np.int32)
-    out[np.arange(len(rows)), lens] = EOS
-    return out, int(lens.sum()) + len(rows)
-
-
-def _cut(order, src_width, tgt_width, batch_tokens, batch_size=None):
-    """Greedy batches over `order`: a batch closes when B * max width (EOS included) of the
-    source or the target would exceed batch_tokens, or B would exceed batch_size.
-    Returns (start, end) pairs into `order`. A single over-long item gets a batch of its own."""
-    sw = src_width[order].tolist()
-    tw = tgt_width[order].tolist() if tgt_width is not None else None
-    spans, start, ms, mt = [], 0, 0, 0
-    for i in range(len(sw)):
-        ns = max(ms, sw[i])
-        nt = max(mt, tw[i]) if tw is not None else 0
-        size = i - start + 1
-        if size > 1 and (
-            size * ns > batch_tokens
-            or size * nt > batch_tokens
-            or (batch_size is not None and size > batch_size)
-        ):
-            spans.append((start, i))
-            start, ns, nt = i, sw[i], (tw[i] if tw is not None else 0)
-        ms, mt = ns, nt
-    if len(sw):
-        spans.append((start, len(sw)))
-    return spans
-
-
 class _Buffer:
     """Encoded pairs of one buffer and its batches in yield order."""
 
@@ -204,8 +84,8 @@ class _Buffer:
     def batch(self, k):
         a, b = self.spans[k]
         rows = self.order[a:b]
-        src, n_src = _pad(*self.src, rows)
-        tgt, n_tgt = _pad(*self.tgt, rows)
+        src, n_src = pad_rows(*self.src, rows)
+        tgt, n_tgt = pad_rows(*self.tgt, rows)
         return {"src": src, "tgt": tgt, "num_src_tokens": n_src, "num_tgt_tokens": n_tgt}
 
 
@@ -258,13 +138,13 @@ class TrainStream:
         self.chunk_lines = max(1, int(chunk_lines))
         self.chunks_per_buffer = max(1, int(buffer_size) // self.chunk_lines)
         self.prefetch = max(1, int(prefetch))
-        self._src_get, self._tgt_get = src_vocab._ids.get, tgt_vocab._ids.get
+        self._vocabs = (src_vocab, tgt_vocab)
         self._tmpdir = None
         files = [self._plain(p) for p in (self.src_path, self.tgt_path)]
         self._files = files
         n_src, off_src, empty_src = _scan(files[0], self.chunk_lines, validate_utf8, src_path)
         n_tgt, off_tgt, empty_tgt = _scan(files[1], self.chunk_lines, validate_utf8, tgt_path)
-        _check_counts(self.src_path, self.tgt_path, n_src, n_tgt)
+        check_counts(self.src_path, self.tgt_path, n_src, n_tgt)
         self.num_lines = n_src
         # Lines of zero bytes; whitespace-only lines are found (and skipped) while reading.
         self.num_empty = len(np.union1d(empty_src, empty_tgt))
@@ -292,10 +172,10 @@ class TrainStream:
         if self._tmpdir is None:
             self._tmpdir = tempfile.TemporaryDirectory(prefix="zero-data-")
         out = os.path.join(self._tmpdir.name, f"{len(os.listdir(self._tmpdir.name))}.txt")
-        log.info("decompressing %s to %s for random access", path, out)
-        with _open_binary(path) as f, open(out, "wb") as g:
+        log.info(f"decompressing {path} to {out} for random access")
+        with open_binary(path) as f, open(out, "wb") as g:
             try:
-                shutil.copyfileobj(f, g, _BLOCK)
+                shutil.copyfileobj(f, g, BLOCK)
             except (OSError, EOFError) as e:
                 raise UserError(f"{path}: cannot decompress: {e}") from None
         return out
@@ -356,7 +236,8 @@ class TrainStream:
                     tgt_toks.append(t)
             if src_toks:
                 parts.append(
-                    _encode_lines(src_toks, self._src_get) + _encode_lines(tgt_toks, self._tgt_get)
+                    encode_lines(src_toks, self._vocabs[0])
+                    + encode_lines(tgt_toks, self._vocabs[1])
                 )
         n = sum(len(p[1]) for p in parts)
         stats = {"pairs": n, "skipped_empty": n_empty, "skipped_too_long": n_long, "batches": 0}
@@ -369,11 +250,13 @@ class TrainStream:
         rng = np.random.default_rng([self.seed, epoch, b])
         perm = rng.permutation(n)
         order = perm[np.lexsort((tgt_len[perm], src_len[perm]))]  # random order among equals
-        spans = _cut(order, src_len + 1, tgt_len + 1, self.batch_tokens)
+        spans = cut_batches(order, src_len + 1, tgt_len + 1, self.batch_tokens)
         spans = [spans[i] for i in rng.permutation(len(spans))]
-        src_off = np.concatenate([[0], np.cumsum(src_len[:-1], dtype=np.int64)])
-        tgt_off = np.concatenate([[0], np.cumsum(tgt_len[:-1], dtype=np.int64)])
-        buf = _Buffer((src_flat, src_off, src_len), (tgt_flat, tgt_off, tgt_len), spans, order)
+        src, tgt = (
+            (src_flat, offsets_of(src_len), src_len),
+            (tgt_flat, offsets_of(tgt_len), tgt_len),
+        )
+        buf = _Buffer(src, tgt, spans, order)
         stats["batches"] = len(spans)
         return buf, stats
 
@@ -412,17 +295,8 @@ class TrainStream:
                             f"{totals['skipped_empty']} have an empty side); raise max_len or "
                             "check that these are the BPE'd files"
                         )
+                    # Reported by whoever consumes the stream (the trainer, once per epoch).
                     self.epoch_stats[epoch] = totals
-                    log.info(
-                        "data epoch %d: %d pairs in %d batches; skipped %d empty, %d longer "
-                        "than %d tokens",
-                        epoch,
-                        totals["pairs"],
-                        totals["batches"],
-                        totals["skipped_empty"],
-                        totals["skipped_too_long"],
-                        self.max_len,
-                    )
                 epoch, b, k = epoch + 1, 0, 0
         finally:
             for h in handles:
@@ -522,96 +396,11 @@ class TrainStream:
         if changed:
             # The batch plan differs: resume at the start of the same buffer (not exact).
             log.warning(
-                "data settings changed since the position was saved (%s): resuming at the "
-                "start of buffer %d of epoch %d, not exactly",
-                ", ".join(changed),
-                buffer,
-                epoch,
+                f"data settings changed since the position was saved ({', '.join(changed)}): "
+                f"resuming at the start of buffer {buffer} of epoch {epoch}, not exactly"
             )
             batch, in_epoch = 0, 0
             if buffer >= self.num_buffers:
                 epoch, buffer = epoch + 1, 0
         self._next = (epoch, buffer, batch)
         self._in_epoch = in_epoch
-
-
-# ---------------------------------------------------------------------------------------------
-# Evaluation batches
-
-
-class EvalBatches:
-    """Batches of a dev/test set sorted by source length; each batch carries `index`, the
-    0-based input line numbers of its rows, so outputs can be put back in input order.
-    A batch closes when B * max padded length (EOS included) of the source, or of the target
-    when given, would exceed batch_tokens, or B would exceed batch_size (either or both).
-    Empty source lines are kept (source = just EOS). A sentence longer than the budget gets a
-    batch of its own. `limit` keeps only the first lines (validation on a dev subset).
-    Iterable any number of times."""
-
-    def __init__(
-        self,
-        src_path,
-        src_vocab: Vocab,
-        batch_tokens: int | None = None,
-        tgt_path=None,
-        tgt_vocab: Vocab | None = None,
-        *,
-        batch_size: int | None = None,
-        limit: int | None = None,
-    ):
-        if batch_tokens is None and batch_size is None:
-            raise ValueError("EvalBatches needs batch_tokens or batch_size")
-        if (tgt_path is None) != (tgt_vocab is None):
-            raise ValueError("tgt_path and tgt_vocab go together")
-        if tgt_path is not None:
-            check_parallel(src_path, tgt_path)
-        self.src = self._load(src_path, src_vocab, limit)
-        self.tgt = self._load(tgt_path, tgt_vocab, limit) if tgt_path is not None else None
-        self.num_lines = len(self.src[2])
-        if self.num_lines == 0:
-            raise UserError(f"{src_path} is empty")
-        self.order = np.argsort(self.src[2], kind="stable")
-        budget = batch_tokens if batch_tokens is not None else np.iinfo(np.int64).max
-        self.spans = _cut(
-            self.order,
-            self.src[2] + 1,
-            self.tgt[2] + 1 if self.tgt is not None else None,
-            budget,
-            batch_size,
-        )
-
-    @staticmethod
-    def _load(path, vocab, limit=None):
-        lines = [line.split() for _, line in itertools.islice(read_lines(path), limit)]
-        flat, lens = _encode_lines(lines, vocab._ids.get)
-        offsets = np.concatenate([[0], np.cumsum(lens[:-1], dtype=np.int64)]).astype(np.int64)
-        return flat, offsets, lens
-
-    def __len__(self):
-        return len(self.spans)
-
-    def __iter__(self) -> Iterator[dict]:
-        for a, b in self.spans:
-            rows = self.order[a:b]
-            batch = {"src": _pad(*self.src, rows)[0], "index": rows.astype(np.int64)}
-            if self.tgt is not None:
-                batch["tgt"] = _pad(*self.tgt, rows)[0]
-            yield batch
-
-    def restore_order(self, indices, items) -> list:
-        """items[i] belongs to input line indices[i] (indices = the batches' `index` arrays
-        concatenated). Returns the items in input order; every line must appear once."""
-        indices = np.concatenate([np.ravel(i) for i in indices]) if len(indices) else []
-        items = list(items)
-        if len(indices) != len(items):
-            raise ValueError(f"{len(indices)} indices but {len(items)} items")
-        out = [None] * self.num_lines
-        seen = np.zeros(self.num_lines, bool)
-        for i, item in zip(np.asarray(indices).tolist(), items, strict=True):
-            if seen[i]:
-                raise ValueError(f"line {i} appears twice")
-            seen[i] = True
-            out[i] = item
-        if not seen.all():
-            raise ValueError(f"{int((~seen).sum())} of {self.num_lines} lines have no output")
-        return out

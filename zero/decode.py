@@ -1,7 +1,6 @@
 """From source ids to translations: the inference graph (one model or an ensemble) and the loop
 that feeds it length-sorted batches and restores input order."""
 
-import sys
 import time
 
 import tensorflow as tf
@@ -63,12 +62,23 @@ class Translator:
 
 
 def strip_eos(ids):
+    """The ids before the first EOS."""
     out = []
     for i in ids:
         if i == EOS:
             break
         out.append(int(i))
     return out
+
+
+def hypotheses(ids, scores, tgt_vocab, n_best):
+    """One sentence's beam (ids [K, T], scores [K]) -> up to n_best (BPE'd text, score)."""
+    hyps = []
+    for k in range(min(n_best, ids.shape[0])):
+        if scores[k] <= search.NEG_INF / 10:
+            continue  # an empty beam slot, not a hypothesis
+        hyps.append((" ".join(tgt_vocab.decode(ids[k])), float(scores[k])))
+    return hyps
 
 
 def translate_batches(sess, translator, batches, tgt_vocab, n_best=1, log=None):
@@ -79,20 +89,10 @@ def translate_batches(sess, translator, batches, tgt_vocab, n_best=1, log=None):
     for batch in batches:
         ids, scores = translator.run(sess, batch["src"])
         for row, index in enumerate(batch["index"]):
-            hyps = []
-            for k in range(min(n_best, ids.shape[1])):
-                if scores[row, k] <= search.NEG_INF / 10:
-                    continue  # an empty beam slot, not a hypothesis
-                tokens = tgt_vocab.decode(strip_eos(ids[row, k]))
-                hyps.append((" ".join(tokens), float(scores[row, k])))
-            results[int(index)] = hyps
+            results[int(index)] = hypotheses(ids[row], scores[row], tgt_vocab, n_best)
         done += len(batch["index"])
         if log and (time.time() - last_log > 10 or done == total):
             last_log = time.time()
             rate = done / max(time.time() - start, 1e-9)
             log(f"decoded {done} sentences, {rate:.1f} sentences/s")
     return [results[i] for i in sorted(results)]
-
-
-def stderr_log(message):
-    print(message, file=sys.stderr, flush=True)

@@ -15,11 +15,10 @@ import shutil
 
 import tensorflow as tf
 
-from zero.decode import stderr_log
+from zero import inference, log
+from zero.decode import Translator
 from zero.errors import UserError
-from zero.runner import build_translator, restore_models
-from zero.session import load_vocabs, make_session
-from zero.vocab import EOS, PAD, UNK
+from zero.vocab import EOS, PAD, UNK, load_vocabs
 
 v1 = tf.compat.v1
 SIGNATURE = "serving_default"
@@ -55,22 +54,29 @@ def _target_text(ids, vocab):
     )
 
 
-def build_serving_graph(config, graph):
-    """-> (inputs, outputs, members): the signature's tensors and the [(Model, checkpoint)]
-    whose weights the session must restore."""
+def serving_graph(config):
+    """The restored serving graph: inference.Loaded whose outputs are (inputs, outputs), the
+    signature's tensors."""
     src_vocab, tgt_vocab, _, _ = load_vocabs(config)
     if src_vocab is None or tgt_vocab is None:
         raise UserError("export mode needs the vocabulary files (src_vocab, tgt_vocab)")
-    with graph.as_default():
+
+    def build(models):
         source = v1.placeholder(tf.string, [None], name="source")
         ids, num_words = _source_ids(source, src_vocab)
-    translator, members, _, _ = build_translator(config, graph, src=ids)
-    with graph.as_default():
+        translator = Translator(models, config, src=ids)
         empty = tf.equal(num_words, 0)  # an empty line gives an empty translation, as test mode
         text = tf.where(empty, "", _target_text(translator.ids[:, 0], tgt_vocab))
         score = tf.where(empty, 0.0, translator.scores[:, 0])
-    outputs = {"translation": tf.identity(text, "translation"), "score": score}
-    return {"source": source}, outputs, members
+        outputs = {"translation": tf.identity(text, "translation"), "score": score}
+        signature = v1.saved_model.signature_def_utils.predict_signature_def(
+            {"source": source}, outputs
+        )
+        # Before the session runs anything: grouping the initialisers marks their ops, which
+        # TensorFlow refuses to do to ops a session has already seen.
+        return signature, v1.tables_initializer()
+
+    return inference.load(config, build)
 
 
 def _check_target(export_dir):
@@ -89,7 +95,7 @@ def _copy_prep(config, assets):
     prep_dir = config.prep_dir
     record_path = os.path.join(prep_dir, "prep.json") if prep_dir else None
     if not record_path or not os.path.isfile(record_path):
-        stderr_log("no prep_dir with prep.json in the config: assets.extra/ left out")
+        log.info("no prep_dir with prep.json in the config: assets.extra/ left out")
         return
     with open(record_path, encoding="utf-8") as f:
         bpe = json.load(f).get("bpe", {})
@@ -100,38 +106,32 @@ def _copy_prep(config, assets):
 
 
 def export(config):
+    """Write the SavedModel of the configured model directory to config.export_dir."""
     export_dir = config.export_dir
     _check_target(export_dir)
-    graph = tf.Graph()
-    inputs, outputs, members = build_serving_graph(config, graph)
-    with graph.as_default():
-        signature = v1.saved_model.signature_def_utils.predict_signature_def(inputs, outputs)
-        # Before the session runs anything: grouping the initialisers marks their ops, which
-        # TensorFlow refuses to do to ops a session has already seen.
-        init_tables = v1.tables_initializer()
-    sess = make_session(config, graph)
-    restore_models(sess, members)
+    loaded = serving_graph(config)
+    signature, init_tables = loaded.outputs
     # Built beside the target and renamed into place: a failed export leaves no SavedModel a
     # server could pick up half-written.
     tmp = os.path.abspath(export_dir).rstrip(os.sep) + f".tmp-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
-    with graph.as_default():
+    with loaded.graph.as_default():
         builder = v1.saved_model.Builder(tmp)
         builder.add_meta_graph_and_variables(
-            sess,
+            loaded.sess,
             [v1.saved_model.tag_constants.SERVING],
             signature_def_map={SIGNATURE: signature},
             main_op=init_tables,
             strip_default_attrs=True,  # loadable by older TensorFlow Serving builds
         )
         builder.save()
-    sess.close()
+    loaded.sess.close()
     _copy_prep(config, os.path.join(tmp, "assets.extra"))
     if os.path.isdir(export_dir):
         os.rmdir(export_dir)  # empty (checked above)
     os.makedirs(os.path.dirname(os.path.abspath(export_dir)), exist_ok=True)
     os.replace(tmp, export_dir)
-    stderr_log(
-        f"exported {members[0][1]} to {export_dir} (signature '{SIGNATURE}': source strings -> "
-        "translation, score)"
+    log.info(
+        f"exported {loaded.checkpoints[0]} to {export_dir} (signature '{SIGNATURE}': source "
+        "strings -> translation, score)"
     )

@@ -30,35 +30,41 @@ class Model:
         self.tgt_vocab_size = tgt_vocab_size
         self.scope = scope
         self.d = config.hidden_size
-        options = {}
-        if config.cell.lower() in ("lrn", "olrn"):
-            options["activation"] = config.lrn_activation
 
         def cell(scope):
             try:
+                takes_activation = "activation" in rnns.CELLS[config.cell].options
+                options = {"activation": config.lrn_activation} if takes_activation else {}
                 return rnns.get_cell(
                     config.cell, self.d, layer_norm=config.cell_layer_norm, scope=scope, **options
                 )
             except ValueError as e:  # a bad name in the config, not a bug: say which key
                 raise UserError(f"config key 'cell': {e}") from None
 
-        # Layer 0 of the encoder holds three cells: forward, backward lower (on the words) and
-        # backward higher (on the forward outputs aligned one to one).
+        # Layer 0 of the encoder: a forward cell, and either the context-aware backward pass
+        # (lower cell on the words, higher cell on the forward outputs aligned one to one) or
+        # a plain backward cell whose outputs are concatenated with the forward ones.
         self.enc_fw = cell("fw")
-        self.enc_bw = rnns.CondRNN(cell("bw_lower"), cell("bw_higher"))
-        self.enc_plain_bw = cell("bw")
+        if config.context_aware:
+            self.enc_bw = rnns.CondRNN(cell("bw_lower"), cell("bw_higher"))
+        else:
+            self.enc_bw = cell("bw")
         self.enc_layers = [cell("cell") for _ in range(1, config.num_encoder_layers)]
         self.dec_layers = [
-            rnns.CondRNN(
-                cell("lower"),
-                cell("higher"),
-                rnns.AdditiveAttention(self.d, num_heads=config.num_heads) if i == 0 else None,
-            )
+            rnns.CondRNN(cell("lower"), cell("higher"), self._attention() if i == 0 else None)
             for i in range(config.num_decoder_layers)
         ]
 
+    def _attention(self):
+        try:
+            return rnns.get_attention(
+                self.config.attention, self.d, num_heads=self.config.num_heads
+            )
+        except ValueError as e:  # a bad name or head count in the config: say which key
+            raise UserError(f"config key 'attention': {e}") from None
+
     @contextlib.contextmanager
-    def _var_scope(self):
+    def var_scope(self):
         """The model's variable scope; matrix products built inside run in config.precision."""
         with v1.variable_scope(self.scope, initializer=DEFAULT_INIT, reuse=v1.AUTO_REUSE):
             with precision.compute(self.config.precision):
@@ -97,19 +103,19 @@ class Model:
     def encode(self, src, training):
         """src [B, S] int ids (EOS included, PAD padded) -> dict used by both decoders."""
         mask = tf.cast(tf.not_equal(src, PAD), tf.float32)
-        with self._var_scope():
+        with self.var_scope():
             src_emb, _, bias = self._embeddings()
             x = self._dropout(tf.nn.embedding_lookup(src_emb, src) + bias, training)
             with v1.variable_scope("encoder/layer_0"):
                 fw, _ = rnns.rnn(self.enc_fw, x, mask)
                 if self.config.context_aware:
-                    out, _, final = self.enc_bw(x, mask, memory=fw, reverse=True)
-                    final_h = self.enc_bw.higher.output(final)
+                    bw, _, final = self.enc_bw(x, mask, memory=fw, reverse=True)
+                    out, final_h = bw, self.enc_bw.higher.output(final)
                 else:
-                    out, final = rnns.rnn(self.enc_plain_bw, x, mask, reverse=True)
-                    final_h = self.enc_plain_bw.output(final)
+                    bw, final = rnns.rnn(self.enc_bw, x, mask, reverse=True)
+                    out, final_h = tf.concat([fw, bw], -1), self.enc_bw.output(final)
                 # Each layer's input and raw RNN outputs, for the weights mode's decomposition.
-                layers = [{"input": x, "fw": fw, "bw": out}]
+                layers = [{"input": x, "fw": fw, "bw": bw}]
                 x = self._residual(x, out, "residual", training)
             for i, cell in enumerate(self.enc_layers, start=1):
                 with v1.variable_scope(f"encoder/layer_{i}"):
@@ -133,7 +139,7 @@ class Model:
 
     def decode(self, enc, tgt, training):
         """Teacher-forced decoder over tgt [B, T] -> logits [B, T, V]."""
-        with self._var_scope():
+        with self.var_scope():
             h, context, tgt_emb = self._decoder_outputs(enc, tgt, training)
             return self._logits(h, context, tgt_emb, training)
 
@@ -191,7 +197,7 @@ class Model:
         enc = self.encode(src, training)
         is_token = tf.not_equal(tgt, PAD)
         positions = tf.where(is_token)  # [N, 2]: (sentence, time) of every target token
-        with self._var_scope():
+        with self.var_scope():
             h, context, tgt_emb = self._decoder_outputs(enc, tgt, training)
             h, context = tf.gather_nd(h, positions), tf.gather_nd(context, positions)
             logits = self._logits(h, context, tgt_emb, training)
@@ -214,7 +220,7 @@ class Model:
 
     def inference_cache(self, enc):
         """Per-sentence tensors the step function reads (memory, mask, attention keys)."""
-        with self._var_scope(), v1.variable_scope("decoder/layer_0"):
+        with self.var_scope(), v1.variable_scope("decoder/layer_0"):
             return self.dec_layers[0].precompute(enc["memory"], enc["mask"])
 
     def inference_constants(self):
@@ -222,7 +228,7 @@ class Model:
         embedding, its transpose), computed once outside the search loop. Read inside the loop
         the embedding would be copied at every step: a variable also read by a gather is in
         copy-on-read mode."""
-        with self._var_scope():
+        with self.var_scope():
             _, tgt_emb, bias = self._embeddings()
             tgt_emb = tf.identity(tgt_emb)
             return {"tgt_emb": tgt_emb, "tgt_emb_t": tf.transpose(tgt_emb), "bias": bias}
@@ -232,7 +238,7 @@ class Model:
 
         `constants` from inference_constants() (built outside the loop) saves work per step;
         without them the step reads the variables itself."""
-        with self._var_scope():
+        with self.var_scope():
             if constants is None:
                 _, tgt_emb, bias = self._embeddings()
                 tgt_emb_t = None

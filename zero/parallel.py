@@ -40,6 +40,7 @@ import os
 import numpy as np
 import tensorflow as tf
 
+from zero.config import LOCAL_KEYS
 from zero.errors import UserError
 from zero.session import session_config
 
@@ -52,21 +53,6 @@ _CHUNK = 1024  # bytes per message of JSON between the workers
 # Seconds a worker waits for the others in a training step or a validation before it gives
 # up (a worker has died); at start it waits for all of them however long it takes.
 TIMEOUT = float(os.environ.get("ZERO_WORKER_TIMEOUT", 1800))
-# Keys that may differ between workers: where files are on each machine, its threads.
-_LOCAL_KEYS = {
-    "worker_index",
-    "output_dir",
-    "threads",
-    "devices",
-    "train_src",
-    "train_tgt",
-    "dev_src",
-    "dev_tgt",
-    "dev_ref",
-    "src_vocab",
-    "tgt_vocab",
-    "prep_dir",
-}
 _SERVERS = {}  # (workers, index) -> the process's server: a port can be bound only once
 
 
@@ -238,7 +224,7 @@ class Replicas:
         self.devices = parse_devices(config, self.cluster)
         # What every worker must agree on (checked in start()): the rest of the config and the
         # number of devices (each takes a batch of every worker's stream per step).
-        self._settings = {k: v for k, v in config.items() if k not in _LOCAL_KEYS}
+        self._settings = {k: v for k, v in config.items() if k not in LOCAL_KEYS}
         self._settings["number of devices"] = len(self.devices)
         self._keys = 0  # instance keys of the collectives, in the (same) order of building
         self.inputs = [(src, tgt)] + [

@@ -12,7 +12,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 
-from zero.fileio import atomic_write_text
+from zero.textio import atomic_write_text
 
 DPI = 100
 MAX_LABEL = 14  # characters of a token label before it is cut

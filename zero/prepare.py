@@ -1,100 +1,36 @@
-"""Corpus preparation: Moses-style normalisation and tokenisation (sacremoses), length/ratio
-cleaning, joint BPE (subword-nmt), vocabularies; and the same preprocessing for raw text.
+"""Corpus preparation: Moses-style normalisation and tokenisation (zero/preprocess.py),
+length/ratio cleaning, joint BPE (subword-nmt), vocabularies.
 
     python -m zero.prepare corpus OUTDIR --train SRC TGT [--train ...] --dev SRC TGT
         --test SRC TGT [--src-lang en --tgt-lang de --merges 32000 ...]
     python -m zero.prepare encode OUTDIR --lang en < raw.txt > bpe.txt
 
-Every stage writes `name.tmp` files, renames them when done and leaves a stamp in OUTDIR/.done
-recording the settings it ran with. A stage whose outputs, stamp and settings are complete and
-newer than its inputs is skipped, so a rerun after an interruption redoes only unfinished work
-and a change of settings redoes the stages it affects. `.sgm` dev/test files are read as WMT
-SGML (one <seg id=N> per line). OUTDIR/prep.json records the settings for later use.
+The stages are resumable (zero/stages.py): a rerun after an interruption redoes only
+unfinished work, and a change of settings redoes the stages it affects. `.sgm` dev/test files
+are read as WMT SGML (one <seg id=N> per line). OUTDIR/prep.json records the settings for later use.
 """
 
 from __future__ import annotations
 
 import argparse
-import collections
-import importlib.metadata
 import json
-import multiprocessing
 import os
-import re
 import sys
-import time
 import types
 
-from zero.data import _open_binary, check_parallel, count_lines, read_lines
+from zero import log
 from zero.errors import UserError
+from zero.pool import grouped, parallel_map
+from zero.preprocess import TOKENIZER, Preprocessor, Tokenizer, load_bpe, version
+from zero.stages import Stages
+from zero.textio import check_parallel, count_lines, lines_of, read_corpus_file, read_lines
 from zero.vocab import Vocab
 
 TASK_LINES = 2000  # lines per parallel task
 
 
 def _log(msg: str) -> None:
-    print(msg, flush=True)
-
-
-def _version(pkg: str) -> str:
-    try:
-        return importlib.metadata.version(pkg)
-    except importlib.metadata.PackageNotFoundError:
-        return "unknown"
-
-
-# ---------------------------------------------------------------------------------------------
-# Tokenisation and BPE, per line (shared by the corpus pipeline and Preprocessor)
-
-TOKENIZER = {
-    "library": "sacremoses",
-    "normalize_punctuation": True,
-    "pre_replace_unicode_punct": False,
-    "post_remove_control_chars": True,  # as remove-non-printing-char.perl
-    "aggressive_dash_splits": True,  # tokenizer.perl -a
-    "escape": False,
-}
-
-
-class Tokenizer:
-    def __init__(self, lang: str, options: dict = TOKENIZER):
-        from sacremoses import MosesPunctNormalizer, MosesTokenizer
-
-        self.options = options
-        self.norm = (
-            MosesPunctNormalizer(
-                lang,
-                pre_replace_unicode_punct=options["pre_replace_unicode_punct"],
-                post_remove_control_chars=options["post_remove_control_chars"],
-            )
-            if options["normalize_punctuation"]
-            else None
-        )
-        self.tok = MosesTokenizer(lang)
-
-    def __call__(self, text: str) -> str:
-        if self.norm is not None:
-            text = self.norm.normalize(text)
-        text = self.tok.tokenize(
-            text,
-            aggressive_dash_splits=self.options["aggressive_dash_splits"],
-            return_str=True,
-            escape=self.options["escape"],
-        )
-        # One space between tokens, none at the ends; also removes U+2028 and the like,
-        # which some line readers treat as line breaks.
-        return " ".join(text.split())
-
-
-def _load_bpe(codes_path, vocab_path, threshold):
-    from subword_nmt.apply_bpe import BPE, read_vocabulary
-
-    vocab = None
-    if vocab_path is not None:
-        with open(vocab_path, encoding="utf-8") as f:
-            vocab = read_vocabulary(f, threshold)
-    with open(codes_path, encoding="utf-8") as f:
-        return BPE(f, separator="@@", vocab=vocab)
+    log.info(msg)
 
 
 # Worker-process state: set by the pool initialisers below.
@@ -110,7 +46,7 @@ def _tokenize_task(columns):
 
 
 def _init_bpe(specs):
-    _WORKER["bpe"] = [_load_bpe(*spec) for spec in specs]
+    _WORKER["bpe"] = [load_bpe(*spec) for spec in specs]
 
 
 def _bpe_task(columns):
@@ -118,69 +54,6 @@ def _bpe_task(columns):
         [bpe.process_line(line) for line in col]
         for bpe, col in zip(_WORKER["bpe"], columns, strict=True)
     ]
-
-
-def _parallel(fn, tasks, jobs, init, initargs):
-    """Ordered map of fn over tasks in `jobs` processes, with few tasks in flight so that a
-    corpus of millions of lines is never held in memory (Pool.imap would read ahead all)."""
-    if jobs <= 1:
-        init(*initargs)
-        yield from map(fn, tasks)
-        return
-    with multiprocessing.get_context("fork").Pool(jobs, init, initargs) as pool:
-        pending: collections.deque = collections.deque()
-        for task in tasks:
-            pending.append(pool.apply_async(fn, (task,)))
-            if len(pending) >= 4 * jobs:
-                yield pending.popleft().get()
-        while pending:
-            yield pending.popleft().get()
-
-
-def _grouped(pairs, n=TASK_LINES):
-    """Iterable of tuples (one item per column) -> lists of columns of n rows."""
-    group = []
-    for row in pairs:
-        group.append(row)
-        if len(group) == n:
-            yield [list(c) for c in zip(*group, strict=True)]
-            group = []
-    if group:
-        yield [list(c) for c in zip(*group, strict=True)]
-
-
-# ---------------------------------------------------------------------------------------------
-# Input reading
-
-_SEG = re.compile(r"<seg[^>]*>(.*)</seg>", re.IGNORECASE)
-
-
-def _read_text(path, stats=None):
-    """Lines of a raw corpus file, tolerant: invalid UTF-8 is replaced (and counted) rather
-    than fatal, since a downloaded corpus cannot be fixed by the user."""
-    with _open_binary(path) as f:
-        for raw in f:
-            try:
-                text = raw.decode("utf-8")
-            except UnicodeDecodeError:
-                text = raw.decode("utf-8", errors="replace")
-                if stats is not None:
-                    stats["bad_utf8"] = stats.get("bad_utf8", 0) + 1
-            yield text.rstrip("\n").rstrip("\r")
-
-
-def read_sgm(path):
-    """Segments of a WMT SGML file in file order, as sacreBLEU extracts them."""
-    for _, line in read_lines(path):
-        m = _SEG.search(line)
-        if m:
-            yield re.sub(r"\s+", " ", m.group(1).strip())
-
-
-def _read_any(path):
-    if str(path).endswith((".sgm", ".sgm.gz")):
-        return list(read_sgm(path))
-    return list(_read_text(path))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -199,7 +72,7 @@ class Pipeline:
             for p in pair:
                 if not os.path.isfile(p):
                     raise UserError(f"{p}: no such file")
-        self.keys: dict = {}
+        self.stages = Stages(self.out, _log)
         self.counts: dict = {}
 
     def path(self, name):
@@ -208,38 +81,8 @@ class Pipeline:
     def pair(self, stem):
         return [self.path(f"{stem}.{self.s}"), self.path(f"{stem}.{self.t}")]
 
-    def stage(self, name, outputs, inputs, settings, build, describe, deps=()):
-        """Runs build(tmp_outputs) unless the stage is complete; returns True when it ran.
-        The stamp holds this stage's settings and those of the stages it depends on, so a
-        changed setting redoes exactly the stages downstream of it."""
-        key = {"settings": settings, **{d: self.keys[d] for d in deps}}
-        self.keys[name] = key
-        stamp = self.path(os.path.join(".done", f"{name}.json"))
-        done = os.path.exists(stamp) and all(os.path.exists(o) for o in outputs)
-        if done:
-            with open(stamp, encoding="utf-8") as f:
-                done = json.load(f) == key
-        if done and inputs:
-            newest_in = max(os.path.getmtime(i) for i in inputs)
-            done = min(os.path.getmtime(o) for o in outputs + [stamp]) >= newest_in
-        names = ", ".join(os.path.relpath(o, self.out) for o in outputs)
-        if done:
-            _log(f"[{name}] already complete: {describe()} -> {names}")
-            return False
-        if os.path.exists(stamp):
-            os.remove(stamp)
-        _log(f"[{name}] running -> {names}")
-        start = time.time()
-        tmps = [o + ".tmp" for o in outputs]
-        build(tmps)
-        for tmp, o in zip(tmps, outputs, strict=True):
-            os.replace(tmp, o)
-        os.makedirs(os.path.dirname(stamp), exist_ok=True)
-        with open(stamp + ".tmp", "w", encoding="utf-8") as f:
-            json.dump(key, f, indent=1)
-        os.replace(stamp + ".tmp", stamp)
-        _log(f"[{name}] done in {time.time() - start:.1f}s: {describe()}")
-        return True
+    def stage(self, *args, **kwargs):
+        return self.stages.run(*args, **kwargs)
 
     def _lines(self, path):
         return count_lines(path)
@@ -251,7 +94,7 @@ class Pipeline:
             outs = self.pair(split)
 
             def build(tmps, src=src, tgt=tgt, split=split):
-                s_lines, t_lines = _read_any(src), _read_any(tgt)
+                s_lines, t_lines = read_corpus_file(src), read_corpus_file(tgt)
                 if len(s_lines) != len(t_lines):
                     raise UserError(
                         f"{split} set: {src} has {len(s_lines)} segments but {tgt} has "
@@ -277,7 +120,9 @@ class Pipeline:
         left = self.a.max_pairs
         for src, tgt in self.a.train:
             check_parallel(src, tgt)
-            for s, t in zip(_read_text(src, stats), _read_text(tgt, stats), strict=True):
+            src_lines = read_lines(src, "replace", stats)
+            tgt_lines = read_lines(tgt, "replace", stats)
+            for (_, s), (_, t) in zip(src_lines, tgt_lines, strict=True):
                 if left is not None:
                     if left <= 0:
                         return
@@ -294,8 +139,8 @@ class Pipeline:
             stats = {"pairs": 0}
             files = [open(t, "w", encoding="utf-8", newline="\n") for t in tmps]
             try:
-                tasks = _grouped(self._train_pairs(stats))
-                for cols in _parallel(
+                tasks = grouped(self._train_pairs(stats), TASK_LINES)
+                for cols in parallel_map(
                     _tokenize_task, tasks, jobs, _init_tokenizers, (langs, TOKENIZER)
                 ):
                     for f, col in zip(files, cols, strict=True):
@@ -324,14 +169,23 @@ class Pipeline:
             lambda: f"{self._lines(outs[0]):,} pairs",
         )
         self.counts["train_tokenized"] = self._lines(outs[0])
+        self.tokenize_eval()
+
+    def tokenize_eval(self):
+        """The dev and test sets, whole (they are small)."""
+        langs, jobs = (self.s, self.t), self.jobs
         for split in ("dev", "test"):
             ins, outs_split = self.pair(split), self.pair(f"{split}.tok")
 
             def build_split(tmps, ins=ins):
-                rows = zip(*(list(_read_text(p)) for p in ins), strict=True)
+                rows = zip(*(lines_of(p, "replace") for p in ins), strict=True)
                 cols = [[], []]
-                for part in _parallel(
-                    _tokenize_task, _grouped(rows), jobs, _init_tokenizers, (langs, TOKENIZER)
+                for part in parallel_map(
+                    _tokenize_task,
+                    grouped(rows, TASK_LINES),
+                    jobs,
+                    _init_tokenizers,
+                    (langs, TOKENIZER),
                 ):
                     cols[0] += part[0]
                     cols[1] += part[1]
@@ -420,7 +274,7 @@ class Pipeline:
             "learn-bpe",
             outs,
             ins,
-            {"merges": self.a.merges, "tool": f"subword-nmt {_version('subword-nmt')}"},
+            {"merges": self.a.merges, "tool": f"subword-nmt {version('subword-nmt')}"},
             build,
             lambda: f"{self._lines(outs[0]) - 1:,} merges",
             deps=["clean"],
@@ -438,8 +292,10 @@ class Pipeline:
             def build(tmps, ins=ins):
                 files = [open(t, "w", encoding="utf-8", newline="\n") for t in tmps]
                 try:
-                    rows = zip(*(read_lines_fast(p) for p in ins), strict=True)
-                    for cols in _parallel(_bpe_task, _grouped(rows), jobs, _init_bpe, (specs,)):
+                    rows = zip(*(lines_of(p) for p in ins), strict=True)
+                    for cols in parallel_map(
+                        _bpe_task, grouped(rows, TASK_LINES), jobs, _init_bpe, (specs,)
+                    ):
                         for f, col in zip(files, cols, strict=True):
                             f.writelines(line + "\n" for line in col)
                 finally:
@@ -481,13 +337,13 @@ class Pipeline:
             "src_lang": s,
             "tgt_lang": t,
             "merges": self.a.merges,
-            "tokenizer": {**TOKENIZER, "version": _version("sacremoses")},
+            "tokenizer": {**TOKENIZER, "version": version("sacremoses")},
             "bpe": {
                 "codes": "bpe.codes",
                 "separator": "@@",
                 "vocabulary_threshold": self.a.vocab_threshold,
                 "vocabulary": {s: f"bpe.vocab.{s}", t: f"bpe.vocab.{t}"},
-                "tool": f"subword-nmt {_version('subword-nmt')}",
+                "tool": f"subword-nmt {version('subword-nmt')}",
             },
             "clean": {"min_len": self.a.min_len, "max_len": self.a.max_len, "ratio": self.a.ratio},
             "max_pairs": self.a.max_pairs,
@@ -534,61 +390,6 @@ class Pipeline:
             f"done: {c['train_tokenized']:,} training pairs read, {c['train_clean']:,} kept; "
             f"settings in {self.path('prep.json')}"
         )
-
-
-def read_lines_fast(path):
-    """Lines of a file this module wrote (valid UTF-8, \\n endings)."""
-    with open(path, encoding="utf-8", newline="\n") as f:
-        for line in f:
-            yield line.rstrip("\n")
-
-
-# ---------------------------------------------------------------------------------------------
-# Raw text at translation time
-
-
-class Preprocessor:
-    """Repeats a prepared corpus's normalisation, tokenisation and BPE on raw text.
-
-    Preprocessor(OUTDIR or OUTDIR/prep.json)(lines, lang) -> BPE'd lines."""
-
-    def __init__(self, path):
-        record_path = os.path.join(path, "prep.json") if os.path.isdir(path) else path
-        try:
-            with open(record_path, encoding="utf-8") as f:
-                self.record = json.load(f)
-        except FileNotFoundError:
-            raise UserError(f"{record_path}: no such file (run a prepare script first)") from None
-        except json.JSONDecodeError as e:
-            raise UserError(f"{record_path}: not valid JSON: {e}") from None
-        self.dir = os.path.dirname(os.path.abspath(record_path))
-        self._tok: dict = {}
-        self._bpe: dict = {}
-
-    def _get(self, lang):
-        r = self.record
-        if lang not in (r["src_lang"], r["tgt_lang"]):
-            raise UserError(
-                f"language {lang!r} not prepared here ({r['src_lang']}, {r['tgt_lang']})"
-            )
-        if lang not in self._tok:
-            options = {k: r["tokenizer"][k] for k in TOKENIZER}
-            self._tok[lang] = Tokenizer(lang, options)
-            bpe = r["bpe"]
-            self._bpe[lang] = _load_bpe(
-                os.path.join(self.dir, bpe["codes"]),
-                os.path.join(self.dir, bpe["vocabulary"][lang]),
-                bpe["vocabulary_threshold"],
-            )
-        return self._tok[lang], self._bpe[lang]
-
-    def tokenize(self, lines, lang) -> list[str]:
-        tok, _ = self._get(lang)
-        return [tok(line) for line in lines]
-
-    def __call__(self, lines, lang) -> list[str]:
-        tok, bpe = self._get(lang)
-        return [bpe.process_line(tok(line)) for line in lines]
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,39 +1,8 @@
-"""What every mode needs before it builds a graph: vocabularies and a configured Session."""
-
-import os
+"""The configured Session every mode runs its graph in."""
 
 import tensorflow as tf
 
-from zero.errors import UserError
-from zero.vocab import Vocab
-
 v1 = tf.compat.v1
-
-
-def load_vocabs(config):
-    """-> (src_vocab or None, tgt_vocab or None, src_size, tgt_size).
-
-    Without vocabulary files the sizes come from src_vocab_size / tgt_vocab_size, so a model
-    can be built (and its parameters counted) without data.
-    """
-    vocabs, sizes = [], []
-    for side in ("src", "tgt"):
-        path, size = config[f"{side}_vocab"], config[f"{side}_vocab_size"]
-        if path:
-            if not os.path.exists(path):
-                raise UserError(f"config key '{side}_vocab': vocabulary file not found: {path}")
-            vocab = Vocab.load(path)
-            vocabs.append(vocab)
-            sizes.append(len(vocab))
-        elif size > 0:
-            vocabs.append(None)
-            sizes.append(size)
-        else:
-            raise UserError(
-                f"config key '{side}_vocab' is not set: give a vocabulary file "
-                f"or '{side}_vocab_size'"
-            )
-    return vocabs[0], vocabs[1], sizes[0], sizes[1]
 
 
 def session_config(config):

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from collections import Counter
 from collections.abc import Iterable
 
 from zero.errors import UserError
+from zero.textio import read_lines
 
 PAD, UNK, BOS, EOS = 0, 1, 2, 3
 SPECIALS = ("<pad>", "<unk>", "<s>", "</s>")
@@ -67,8 +69,6 @@ class Vocab:
     def build(cls, paths, max_size: int | None = None, min_count: int = 1) -> Vocab:
         """Counts whitespace-separated tokens of text files (most frequent first, ties by
         token so the result does not depend on file order). max_size counts the specials."""
-        from zero.data import read_lines  # late: data imports vocab
-
         if isinstance(paths, (str, bytes)) or hasattr(paths, "__fspath__"):
             paths = [paths]
         counter: Counter[str] = Counter()
@@ -96,6 +96,11 @@ class Vocab:
     @property
     def tokens(self) -> list[str]:
         return list(self._tokens)
+
+    @property
+    def lookup(self):
+        """token -> id or the default given (dict.get): the fast path of batch encoding."""
+        return self._ids.get
 
     def id(self, token: str) -> int:
         return self._ids.get(token, UNK)
@@ -126,3 +131,29 @@ class Vocab:
 
     def __repr__(self) -> str:
         return f"Vocab(size={len(self)}, fingerprint={self.fingerprint()})"
+
+
+def load_vocabs(config):
+    """-> (src_vocab or None, tgt_vocab or None, src_size, tgt_size).
+
+    Without vocabulary files the sizes come from src_vocab_size / tgt_vocab_size, so a model
+    can be built (and its parameters counted) without data.
+    """
+    vocabs, sizes = [], []
+    for side in ("src", "tgt"):
+        path, size = config[f"{side}_vocab"], config[f"{side}_vocab_size"]
+        if path:
+            if not os.path.exists(path):
+                raise UserError(f"config key '{side}_vocab': vocabulary file not found: {path}")
+            vocab = Vocab.load(path)
+            vocabs.append(vocab)
+            sizes.append(len(vocab))
+        elif size > 0:
+            vocabs.append(None)
+            sizes.append(size)
+        else:
+            raise UserError(
+                f"config key '{side}_vocab' is not set: give a vocabulary file "
+                f"or '{side}_vocab_size'"
+            )
+    return vocabs[0], vocabs[1], sizes[0], sizes[1]

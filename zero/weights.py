@@ -33,13 +33,8 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from zero import data, plots
-from zero.checkpoints import find_checkpoint
-from zero.decode import stderr_log
+from zero import plots
 from zero.errors import UserError
-from zero.model import Model
-from zero.runner import checked_vocabs, restore_models
-from zero.session import make_session
 from zero.vocab import EOS, SPECIALS, UNK
 
 v1 = tf.compat.v1
@@ -94,7 +89,7 @@ def layer_gates(model, enc, layer, direction):
     Each cell's `gates` is evaluated on all positions at once, fed the states the loop carried
     (the layer's outputs shifted by one), so the numbers are those of the forward pass.
     """
-    with model._var_scope():  # the model's settings (precision of the products) apply here too
+    with model.var_scope():  # the model's settings (precision of the products) apply here too
         return _layer_gates(model, enc["layers"][layer], layer, direction)
 
 
@@ -106,7 +101,7 @@ def _layer_gates(model, taps, layer, direction):
     out = taps["bw"]
     prev = _previous_states(out, True)
     if not model.config.context_aware:
-        cell = model.enc_plain_bw
+        cell = model.enc_bw
         return [("x", cell.gates(cell.project(taps["input"]), prev))], out
     lower, higher = model.enc_bw.lower, model.enc_bw.higher
     g_lower = lower.gates(lower.project(taps["input"]), prev)
@@ -154,10 +149,41 @@ def decompose(parts, mask, reverse=False):
     return {**back, "w": w, "c": c, "h": back["o"][:, -1] * c}
 
 
+# -- on a model ------------------------------------------------------------------------------
+
+
+class Probe:
+    """The decomposition of one encoder layer half, built on a model: `run` gives, for each
+    sentence of a batch of source ids, decompose()'s result and how far the reconstruction is
+    from the layer's real output (float32 rounding of the forward pass)."""
+
+    def __init__(self, model, config):
+        self.reverse = config.direction == "bw"
+        self.src = v1.placeholder(tf.int32, [None, None], name="weights_src")
+        enc = model.encode(self.src, training=False)
+        parts, out = layer_gates(model, enc, config.layer, config.direction)
+        self.names = [name for name, _ in parts]
+        self.fetch = {"parts": [g for _, g in parts], "out": out, "mask": enc["mask"]}
+
+    def run(self, sess, src):
+        got = sess.run(self.fetch, {self.src: src})
+        results = []
+        for row in range(src.shape[0]):
+            sentence = [
+                (name, {k: v[row] for k, v in g.items()})
+                for name, g in zip(self.names, got["parts"], strict=True)
+            ]
+            mask = got["mask"][row]
+            result = decompose(sentence, mask, reverse=self.reverse)
+            gap = float(np.abs(result["h"] - got["out"][row][mask > 0]).max())
+            results.append((result, gap))
+        return results
+
+
 # -- the mode --------------------------------------------------------------------------------
 
 
-def _sentence_record(result, line, ids, parts, config):
+def sentence_record(result, line, ids, parts, config):
     tokens = line.split() + [SPECIALS[EOS]]
     final = 0 if config.direction == "bw" else len(tokens) - 1
     record = {
@@ -174,57 +200,7 @@ def _sentence_record(result, line, ids, parts, config):
     return record
 
 
-def run_weights(config):
-    """The weights mode: decompose `layer`/`direction` for every line of `input`, write the
-    .npz files, plots and index.html to weights_dir (default output_dir/weights)."""
-    if not config.input:
-        raise UserError("weights mode needs the input file: --set input=FILE (BPE'd source)")
-    check_config(config)
-    out_dir = config.weights_dir or os.path.join(config.output_dir, "weights")
-    src_vocab, _, src_size, tgt_size = checked_vocabs(config)
-    if src_vocab is None:
-        raise UserError("weights mode needs config key 'src_vocab' (the input is text)")
-    graph = tf.Graph()
-    with graph.as_default():
-        model = Model(config, src_size, tgt_size)
-        src = v1.placeholder(tf.int32, [None, None])
-        enc = model.encode(src, training=False)
-        parts, out = layer_gates(model, enc, config.layer, config.direction)
-    sess = make_session(config, graph)
-    restore_models(sess, [(model, find_checkpoint(config.checkpoint or config.output_dir))])
-
-    lines = [line for _, line in data.read_lines(config.input)]
-    batches = data.EvalBatches(config.input, src_vocab, batch_tokens=config.decode_batch_tokens)
-    names = [name for name, _ in parts]
-    fetch = {"parts": [g for _, g in parts], "out": out, "mask": enc["mask"]}
-    os.makedirs(out_dir, exist_ok=True)
-    entries, worst = {}, 0.0
-    for batch in batches:
-        got = sess.run(fetch, {src: batch["src"]})
-        for row, index in enumerate(batch["index"]):
-            sentence = [
-                (name, {k: v[row] for k, v in g.items()})
-                for name, g in zip(names, got["parts"], strict=True)
-            ]
-            result = decompose(sentence, got["mask"][row], reverse=config.direction == "bw")
-            # The identity holds up to float32 rounding of the forward pass; report how close.
-            h = got["out"][row][got["mask"][row] > 0]
-            worst = max(worst, float(np.abs(result["h"] - h).max()))
-            record = _sentence_record(result, lines[index], batch["src"][row], names, config)
-            entries[int(index)] = _write_sentence(out_dir, int(index) + 1, lines[index], record)
-    plots.write_index(
-        os.path.join(out_dir, "index.html"),
-        [entries[i] for i in sorted(entries)],
-        title=f"LRN token weights: {config.cell} encoder layer {config.layer} "
-        f"({config.direction}), {config.output_dir}",
-    )
-    stderr_log(
-        f"{len(entries)} sentences: {os.path.join(out_dir, 'index.html')} "
-        f"(max |h - sum_k w r| = {worst:.2e})"
-    )
-
-
-def _write_sentence(out_dir, number, line, record):
+def write_sentence(out_dir, number, line, record):
     """The .npz and both plots of one sentence -> its index entry (paths relative)."""
     stem = f"sentence_{number:04d}"
     np.savez_compressed(os.path.join(out_dir, stem + ".npz"), **record)
