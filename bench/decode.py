@@ -54,9 +54,24 @@ def add_arguments(parser):
     )
     common.add_cells_argument(parser, common.table_order())
     parser.add_argument(
-        "--sentences", type=positive, default=500, help="test sentences decoded (500)"
+        "--model",
+        help="one trained model directory: the decoding engine's techniques side by side "
+        "(bench/engine.py)",
     )
-    parser.add_argument("--runs", type=positive, default=3, help="timed passes, median (3)")
+    parser.add_argument(
+        "--sentences",
+        type=positive,
+        help="test sentences decoded (default: 500 per cell; all with --model)",
+    )
+    parser.add_argument(
+        "--runs", type=positive, help="timed passes, median (default: 3 per cell; 2 with --model)"
+    )
+    parser.add_argument(
+        "--trace-batches",
+        type=int,
+        default=3,
+        help="--model: batches traced for the time breakdown (3)",
+    )
     parser.add_argument("--warmup", type=int, default=1, help="untimed passes first (1)")
     parser.add_argument(
         "--json", default="runs/bench/decode.json", help="results file (read by bench table)"
@@ -88,7 +103,7 @@ def _translator(cell, data_dir, model_root, sets):
         config = config_lib.load(
             config_lib.saved_path(model_dir), [*sets, f"output_dir={model_dir}"]
         )
-        loaded = inference.load(config, lambda models: Translator(models, config))
+        loaded = inference.load(config, lambda models, vocabs: Translator(models, config))
         return config, loaded.sess, loaded.outputs, loaded.src_vocab
     config = config_lib.load(os.path.join(common.ROOT, f"configs/sample_{cell}.yaml"), sets)
     src_vocab, _, src_size, tgt_size = load_vocabs(config)
@@ -177,7 +192,40 @@ def print_table(results):
         )
 
 
+def main_engine(args):
+    """--model: every technique of the decoding engine on one trained model."""
+    from bench import engine
+
+    model = os.path.abspath(args.model)
+    if not os.path.isfile(os.path.join(model, "config.yaml")):
+        raise SystemExit(f"--model {args.model}: not a model directory (no config.yaml)")
+    common.check_data(args.data, ("test.bpe.en", "test.de"))
+    runs = args.runs or 2
+    print(
+        f"decoding engine on {model}: test set of {os.path.abspath(args.data)}, "
+        f"{args.sentences or 'all'} sentences, median of {runs} passes per path, the paths "
+        f"interleaved, one process; load average (1 min) {common.load_avg():.2f}"
+    )
+    start = time.time()
+    out = run_in_child(
+        engine.measure,
+        model_dir=model,
+        data_dir=os.path.abspath(args.data),
+        sentences=args.sentences,
+        runs=runs,
+        trace_batches=args.trace_batches,
+        threads=args.threads,
+        sets=args.sets,
+    )
+    print(f"{out['sentences']} sentences in {out['batches']} batches; {time.time() - start:.0f} s")
+    common.write_results(args.json.replace("decode.json", "engine.json"), out)
+    engine.report(out)
+
+
 def main(args):
+    if args.model:
+        return main_engine(args)
+    args.sentences, args.runs = args.sentences or 500, args.runs or 3
     common.check_cells(args.cells)
     common.check_data(args.data, ("vocab.en", "vocab.de", "test.bpe.en"))
     data_dir = os.path.abspath(args.data)

@@ -32,15 +32,16 @@ class AdditiveAttention(Attention):
 
     def scores(self, query, keys):
         q = matmul(query, self.W_q, self.b_q, self.W_q_t)
-        hidden = tf.tanh(keys + tf.expand_dims(q, 1))  # [B, S, d]
+        hidden = tf.tanh(self.align(keys, q) + tf.expand_dims(q, -2))  # [B, (K,) S, d]
         if self.num_heads == 1:
             # v . tanh(...) is a matrix-vector product, bound by reading `hidden`: in bfloat16
             # it is slower than in float32 even before `hidden` is cast (measured, [1920 x
             # 1024] x [1024 x 1]: 0.39 ms, plus 0.39 ms for the cast, against 0.24 ms).
             with precision.compute("float32"):
-                scores = tf.squeeze(matmul(hidden, tf.expand_dims(self.v, 1)), -1)  # [B, S]
+                scores = tf.squeeze(matmul(hidden, tf.expand_dims(self.v, 1)), -1)
         else:
-            shape = tf.shape(hidden)
-            per_head = tf.reshape(hidden * self.v, [shape[0], shape[1], self.num_heads, -1])
-            scores = tf.transpose(tf.reduce_sum(per_head, -1), [0, 2, 1])  # [B, H, S]
+            per_head = hidden * self.v
+            shape = tf.concat([tf.shape(per_head)[:-1], [self.num_heads, -1]], 0)
+            per_head = tf.reduce_sum(tf.reshape(per_head, shape), -1)  # [B, (K,) S, H]
+            scores = tf.linalg.matrix_transpose(per_head)  # [B, (K,) H, S]
         return scores + self.b_v

@@ -67,26 +67,40 @@ class Attention:
         return self._keys(memory)
 
     def __call__(self, query, keys, memory, memory_mask=None):
-        """query [B, d_query] -> (context [B, d_mem], weights [B, S] or [B, heads, S])."""
+        """query [B, d_query], or [B, K, d_query] for K queries per memory (the hypotheses of
+        a beam: the memory and keys are not copied K times) -> (context [B, (K,) d_mem],
+        weights [B, (K,) S] or [B, (K,) heads, S])."""
         self.build(memory.shape[-1])
         scores = self.scores(query, keys)
         if memory_mask is not None:
-            valid = tf.cast(memory_mask, tf.float32) > 0
-            if self.num_heads > 1:
+            valid = tf.cast(memory_mask, tf.float32) > 0  # [B, S]
+            for _ in range(scores.shape.rank - 2):  # the beam and head axes
                 valid = tf.expand_dims(valid, 1)
             scores = tf.where(valid, scores, MASKED_SCORE)
         weights = tf.nn.softmax(scores)
         return self.context(weights, memory), weights
 
     def context(self, weights, memory):
-        """The memory averaged by the weights: [B, d_mem]."""
+        """The memory averaged by the weights: [B, (K,) d_mem]."""
+        beam = weights.shape.rank == (3 if self.num_heads == 1 else 4)
         if self.num_heads == 1:
+            if beam:
+                return precision.matmul(weights, memory)  # [B, K, S] x [B, S, d_mem]
             return tf.squeeze(precision.matmul(tf.expand_dims(weights, 1), memory), 1)
         shape = tf.shape(memory)
         heads = tf.reshape(memory, [shape[0], shape[1], self.num_heads, -1])
         heads = tf.transpose(heads, [0, 2, 1, 3])  # [B, H, S, d_mem / H]
+        if beam:  # weights [B, K, H, S] -> [B, H, K, S]
+            context = precision.matmul(tf.transpose(weights, [0, 2, 1, 3]), heads)
+            context = tf.transpose(context, [0, 2, 1, 3])  # [B, K, H, d_mem / H]
+            return tf.reshape(context, [shape[0], -1, memory.shape[-1]])
         context = precision.matmul(tf.expand_dims(weights, 2), heads)  # [B, H, 1, d_mem / H]
         return tf.reshape(context, [shape[0], memory.shape[-1]])
+
+    @staticmethod
+    def align(keys, query):
+        """keys [B, S, ...] with an axis for the K queries when query is [B, K, d]."""
+        return keys if query.shape.rank == 2 else tf.expand_dims(keys, 1)
 
     # -- what a subclass defines -------------------------------------------------------------
 
@@ -98,5 +112,5 @@ class Attention:
         raise NotImplementedError
 
     def scores(self, query, keys):
-        """query [B, d_query], keys -> scores [B, S] (one head) or [B, H, S]."""
+        """query [B, (K,) d_query], keys -> scores [B, (K,) S] (one head) or [B, (K,) H, S]."""
         raise NotImplementedError

@@ -25,9 +25,10 @@ class LuongAttention(Attention):
         return matmul(memory, self.W_k)  # [B, S, d_query]
 
     def scores(self, query, keys):
+        keys = self.align(keys, query)  # [B, (1,) S, d]
         if self.num_heads == 1:
-            return tf.reduce_sum(keys * tf.expand_dims(query, 1), -1)  # [B, S]
-        shape = tf.shape(keys)
-        k = tf.reshape(keys, [shape[0], shape[1], self.num_heads, -1])
-        q = tf.reshape(query, [shape[0], 1, self.num_heads, -1])
-        return tf.transpose(tf.reduce_sum(k * q, -1), [0, 2, 1])  # [B, H, S]
+            return tf.reduce_sum(keys * tf.expand_dims(query, -2), -1)  # [B, (K,) S]
+        heads = tf.concat([tf.shape(keys)[:-1], [self.num_heads, -1]], 0)
+        k = tf.reshape(keys, heads)  # [B, (1,) S, H, d / H]
+        q = tf.reshape(query, tf.concat([tf.shape(query)[:-1], [1, self.num_heads, -1]], 0))
+        return tf.linalg.matrix_transpose(tf.reduce_sum(k * q, -1))  # [B, (K,) H, S]

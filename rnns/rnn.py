@@ -143,13 +143,18 @@ class CondRNN:
             cache["keys"] = self.attention.precompute_keys(memory)
         return cache
 
-    def _attend_and_update(self, s, cache, memory_t=None):
-        """The part of a step after the lower cell: the context, then the higher cell."""
+    def _attend_and_update(self, s, cache, memory_t=None, beam=None):
+        """The part of a step after the lower cell: the context, then the higher cell.
+        beam=K: s holds K hypotheses per sentence of the (untiled) cache, consecutively."""
         if self.attention is None:
             context = memory_t
         else:
             query = self.lower.output(s)
+            if beam:
+                query = tf.reshape(query, [-1, beam, query.shape[-1]])  # [B, K, d]
             context, _ = self.attention(query, cache["keys"], cache["memory"], cache["mask"])
+            if beam:
+                context = tf.reshape(context, [-1, context.shape[-1]])  # [B * K, d_mem]
         return context, self.higher.step(self.higher.project(context), s)
 
     def __call__(self, inputs, mask, memory, memory_mask=None, initial_state=None, reverse=False):
@@ -188,10 +193,13 @@ class CondRNN:
             contexts = _time_major(contexts)
         return _batch_major(states, self.higher), contexts, final_state
 
-    def step(self, x_t, state, cache=None, memory_t=None):
+    def step(self, x_t, state, cache=None, memory_t=None, x_proj=None, beam=None):
         """One step from the raw input x_t [B, d_in] and the carried state [B, state_size].
 
         Attention mode needs `cache` (from `precompute`), aligned mode `memory_t` [B, d_mem].
+        x_proj: the lower cell's projection of x_t when the caller has it already (a lookup
+        table); beam=K: the rows are K hypotheses per sentence of the cache, which is then not
+        tiled (the attention reads each sentence's memory once for its K queries).
         Returns (output [B, d], context [B, d_mem], new_state), the numbers __call__ gives at
         that position. No masking: the caller decides what happens to finished sequences.
         """
@@ -204,6 +212,7 @@ class CondRNN:
         else:
             memory_size = memory_t.shape[-1]
         self.build(x_t.shape[-1], memory_size)
-        s = self.lower.step(self.lower.project(x_t), state)
-        context, new_state = self._attend_and_update(s, cache, memory_t=memory_t)
+        proj = self.lower.project(x_t) if x_proj is None else x_proj
+        s = self.lower.step(proj, state)
+        context, new_state = self._attend_and_update(s, cache, memory_t=memory_t, beam=beam)
         return self.higher.output(new_state), context, new_state

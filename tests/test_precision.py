@@ -197,7 +197,11 @@ def test_float32_checkpoint_decodes_and_scores_in_bfloat16(trained, tmp_path):
             MODES["score"], trained, tmp_path, f"s{p}", input=src, reference=tgt, precision=p
         )
         scores[p] = np.array(lines, float)
-    np.testing.assert_allclose(scores["bfloat16"], scores["float32"], rtol=LOSS_TOL["bfloat16"])
+    # The corpus's log-probability to LOSS_TOL, as a batch loss; a single sentence's to 5x
+    # that: its few rounded logits do not average out (measured: 2.9% on one of 8 sentences).
+    total = {p: s.sum() for p, s in scores.items()}
+    np.testing.assert_allclose(total["bfloat16"], total["float32"], rtol=LOSS_TOL["bfloat16"])
+    np.testing.assert_allclose(scores["bfloat16"], scores["float32"], rtol=5 * LOSS_TOL["bfloat16"])
 
 
 def test_bfloat16_training_keeps_float32_checkpoints(trained, tmp_path):

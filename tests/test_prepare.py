@@ -133,7 +133,7 @@ def run(script, *args):
         timeout=300,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    return proc.stderr  # the log (stdout carries no data here)
+    return proc.stdout + proc.stderr  # the scripts' messages and the toolkit's log
 
 
 def ran(log):

@@ -472,8 +472,9 @@ def test_cond_rnn_step_equals_call(graph, name, heads, layer_norm):
     """Stepping one position at a time (beam search) gives the numbers of the whole run.
 
     Same ops in the same order; only float rounding may differ, because oneDNN and Eigen pick
-    kernels by shape (the run projects T*B rows at once, a step B rows). On this CPU the
-    results are bitwise equal without layer norm; LN's reductions differ in the last bit.
+    kernels by shape (the run projects T*B rows at once, a step B rows). Without layer norm the
+    results are bitwise equal; LN's reductions differ in the last bit, and a GRU carries that
+    through its six steps (measured up to 7e-6 on an AMD EPYC, 2026-11).
     """
     cond = make_cond(name, heads, layer_norm)
     x, mask = batch(lengths=(6, 6, 6))
@@ -493,9 +494,10 @@ def test_cond_rnn_step_equals_call(graph, name, heads, layer_norm):
         whole, steps, last = sess.run([(outs, ctxs), stepped, state])
     assert len(v1.global_variables()) == n_vars
     for t, (out, ctx) in enumerate(steps):
-        np.testing.assert_allclose(out, whole[0][:, t], rtol=1e-6, atol=1e-6)
-        np.testing.assert_allclose(ctx, whole[1][:, t], rtol=1e-6, atol=1e-6)
-    np.testing.assert_allclose(last[:, :D], whole[0][:, -1], atol=1e-6)
+        tol = 1e-5 if layer_norm else 1e-6
+        np.testing.assert_allclose(out, whole[0][:, t], rtol=tol, atol=tol)
+        np.testing.assert_allclose(ctx, whole[1][:, t], rtol=tol, atol=tol)
+    np.testing.assert_allclose(last[:, :D], whole[0][:, -1], atol=tol)
 
 
 def test_cond_rnn_gradients_and_params(graph):

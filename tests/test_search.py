@@ -67,7 +67,7 @@ class Decoder:
         self.graph, self.sess, self.translator = loaded.graph, loaded.sess, loaded.outputs
         self.src_vocab, self.tgt_vocab = loaded.src_vocab, loaded.tgt_vocab
 
-    def _build(self, models):
+    def _build(self, models, vocabs):
         model = models[0]
         translator = Translator(models, self.config)
         self.src = v1.placeholder(tf.int32, [None, None])
@@ -193,7 +193,7 @@ def test_batched_equals_one_by_one(model_dir, decoder, beam_size):
 def test_ensemble_of_a_model_with_itself(model_dir, decoder):
     alone = decoder(beam_size=4)
     twice = decoder(beam_size=4, ensemble=[model_dir.output_dir])
-    assert len(twice.members) == 2
+    assert len(twice.translator.members) == 2
     sources = _sources(model_dir)
     a_ids, a_scores = alone.translate(sources)
     t_ids, t_scores = twice.translate(sources)

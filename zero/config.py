@@ -223,6 +223,37 @@ SCHEMA = {
     "length_penalty": Key(0.6, float, "GNMT length penalty alpha: ((5+len)/6)^alpha", "decoding"),
     "max_decode_extra": Key(50, int, "maximum output length = source length + this", "decoding"),
     "decode_batch_tokens": Key(2000, int, "source tokens per decoding batch", "decoding"),
+    "decode_drop_finished": Key(
+        True, bool, "a sentence whose beam is done leaves the running batch (exact)", "decoding"
+    ),
+    "decode_vocab_table": Key(
+        True,
+        bool,
+        "decoder layer 0's first input projection of every target word computed once per "
+        "loaded model, looked up at each step (exact; memory: target vocabulary x projection)",
+        "decoding",
+    ),
+    "decode_shared_memory": Key(
+        True,
+        bool,
+        "a sentence's encoder memory and attention keys are read by its K hypotheses, not "
+        "copied K times (exact)",
+        "decoding",
+    ),
+    "decode_row_topk": Key(
+        True,
+        bool,
+        "candidates from each hypothesis's best words, found blockwise, without masking "
+        "every row (exact)",
+        "decoding",
+    ),
+    "shortlist": Key(
+        None,
+        str,
+        "decode over a per-batch shortlist of target words (a file --mode shortlist built; "
+        "approximate: scores are normalised over the list)",
+        "decoding",
+    ),
     "n_best": Key(1, int, "hypotheses written per input sentence", "decoding"),
     "n_best_separator": Key(
         " ||| ", str, "field separator of n-best lines: index, text, score", "decoding"
@@ -239,6 +270,12 @@ SCHEMA = {
         5, int, "average mode: how many of the latest checkpoints to average", "modes"
     ),
     "export_dir": Key(None, str, "export mode: directory the SavedModel is written to", "modes"),
+    "shortlist_frequent": Key(
+        100, int, "shortlist mode: most frequent target words always in the list", "modes"
+    ),
+    "shortlist_per_word": Key(
+        20, int, "shortlist mode: most associated target words per source word", "modes"
+    ),
     "layer": Key(0, int, "weights mode: encoder layer to decompose (0 = the first)", "modes"),
     "direction": Key(
         "fw",

@@ -2,63 +2,133 @@
 that feeds it length-sorted batches and restores input order."""
 
 import time
+import weakref
 
 import tensorflow as tf
 
-from zero import search
-from zero.vocab import BOS, EOS, PAD
+from zero import candidates, search
+from zero.candidates import NEG_INF
+from zero.vocab import EOS, PAD
 
 v1 = tf.compat.v1
 
 
-class Translator:
-    """Builds, in the current graph, beam search over the average of the models' log-probs."""
+# The decoding engine's exact techniques, each a config key (on by default): switched off
+# together they give the original search, which the tests and `bench decode` compare with.
+TECHNIQUES = (
+    "decode_drop_finished",  # finished sentences leave the running batch
+    "decode_vocab_table",  # layer 0's first projection of every target word, looked up
+    "decode_shared_memory",  # a sentence's memory and keys read by its K hypotheses, untiled
+    "decode_row_topk",  # each hypothesis's best words found blockwise, no [N, V] mask
+)
 
-    def __init__(self, models, config, src=None):
+
+class _Member:
+    """One model of the translator: its step's constant inputs, states and cache."""
+
+    def __init__(self, model, src, config, output_ids, pad_to):
+        enc = model.encode(src, training=False)
+        self.model = model
+        self.states = enc["init"]
+        cache = model.inference_cache(enc)
+        self.keys = sorted(cache)
+        self.cache = [cache[k] for k in self.keys]
+        # Built here, outside the search loop: once per run, not once per step.
+        self.constants = model.inference_constants(output_ids, pad_to)
+        self.table = self.refresh = None
+        if config.decode_vocab_table:
+            self._cached_table()
+
+    def _cached_table(self):
+        """The vocabulary table in a variable of its own (not a model weight: not saved),
+        computed once per loaded model by `refresh`, not once per batch."""
+        table = self.model.vocab_table(self.constants)
+        with v1.variable_scope(f"decoding/{self.model.scope}", reuse=v1.AUTO_REUSE):
+            cached = v1.get_variable(
+                "vocab_table",
+                table.shape,
+                initializer=v1.zeros_initializer(),
+                trainable=False,
+                collections=[v1.GraphKeys.LOCAL_VARIABLES],
+            )
+        self.refresh = cached.assign(table).op
+        self.table = cached.read_value()
+
+    def step(self, ids, states, cache, beam):
+        cache = dict(zip(self.keys, cache, strict=True))
+        return self.model.step_logits(
+            ids, states, cache, self.constants, table=self.table, beam=beam
+        )
+
+
+class Translator:
+    """Builds, in the current graph, beam search (greedy for beam_size 1) over one model or
+    the average of several models' log-probabilities, with the techniques of TECHNIQUES as the
+    config says and, when given, an output shortlist (zero/shortlist.py)."""
+
+    def __init__(self, models, config, src=None, shortlist=None):
         self.config = config
         # `src` [B, S] ids computed in the graph (export maps strings to ids); else fed.
         self.src = v1.placeholder(tf.int32, [None, None], name="decode_src") if src is None else src
-        lengths = tf.reduce_sum(tf.cast(tf.not_equal(self.src, 0), tf.int32), 1)
+        lengths = tf.reduce_sum(tf.cast(tf.not_equal(self.src, PAD), tf.int32), 1)
+        word_ids = None if shortlist is None else shortlist.batch_ids(self.src)
+        pad = candidates.BLOCK if config.decode_row_topk else None
+        self.members = [_Member(m, self.src, config, word_ids, pad) for m in models]
+        refresh = [m.refresh for m in self.members if m.refresh is not None]
+        self.refresh = tf.group(*refresh) if refresh else None
+        self._ready = weakref.WeakSet()  # sessions whose tables are up to date
+        scorer = candidates.Scorer(models[0].tgt_vocab_size, word_ids, config.decode_row_topk)
+        states = [x for m in self.members for x in m.states]
+        cache = [c for m in self.members for c in m.cache]
+        search_fn = self._search(config, scorer)
         max_lengths = lengths + config.max_decode_extra
-        states, cache, layout = [], [], []
-        never = [0.0] * models[0].tgt_vocab_size
-        never[PAD] = never[BOS] = search.NEG_INF
-        self._never = tf.constant(never)
-        for model in models:
-            enc = model.encode(self.src, training=False)
-            model_cache = model.inference_cache(enc)
-            keys = sorted(model_cache)
-            # Built here, outside the search loop: once per run, not once per step.
-            layout.append((model, len(enc["init"]), keys, model.inference_constants()))
-            states += enc["init"]
-            cache += [model_cache[k] for k in keys]
+        self.ids, self.scores, steps = search_fn(states, cache, max_lengths)
+        # What `bench decode` reads: the decoder steps each sentence ran and how many words the
+        # output layer scored (the vocabulary, or the batch's shortlist).
+        size = tf.constant(models[0].tgt_vocab_size) if word_ids is None else tf.size(word_ids)
+        self.details = {"steps": steps, "output_size": size}
 
-        def step_fn(ids, flat_states, flat_cache):
-            total, new_states, s, c = None, [], 0, 0
-            for model, n_states, keys, constants in layout:
-                model_cache = dict(zip(keys, flat_cache[c : c + len(keys)], strict=True))
-                log_probs, st = model.step(
-                    ids, flat_states[s : s + n_states], model_cache, constants
-                )
-                total = log_probs if total is None else total + log_probs
-                new_states += st
-                s, c = s + n_states, c + len(keys)
-            if len(layout) > 1:
-                total /= len(layout)
-            # PAD and BOS are never outputs: a beam that picked them would just lose words.
-            return total + self._never, new_states
-
+    def _search(self, config, scorer):
+        drop = config.decode_drop_finished
         if config.beam_size <= 1:
-            seq, scores = search.greedy_search(step_fn, states, cache, max_lengths)
-            self.ids, self.scores = seq[:, None, :], scores[:, None]
-        else:
-            self.ids, self.scores = search.beam_search(
-                step_fn, states, cache, max_lengths, config.beam_size, config.length_penalty
+            return search.Greedy(self._step, scorer, drop)
+        shared = config.decode_shared_memory
+        return search.BeamSearch(
+            self._step, scorer, config.beam_size, config.length_penalty, drop, shared
+        )
+
+    def _step(self, ids, states, cache, beam=None):
+        """All members' step: (the mean of their log-probabilities, new states)."""
+        total, new_states, s, c = None, [], 0, 0
+        if not self.config.decode_shared_memory:
+            beam = None  # the cache is tiled per hypothesis
+        for m in self.members:
+            logits, st = m.step(
+                ids, states[s : s + len(m.states)], cache[c : c + len(m.cache)], beam
             )
+            scores = tf.nn.log_softmax(logits)
+            total = scores if total is None else total + scores
+            new_states += st
+            s, c = s + len(m.states), c + len(m.cache)
+        if len(self.members) > 1:
+            total /= len(self.members)
+        return total, new_states
+
+    def invalidate(self):
+        """The weights changed (training): recompute the tables before the next batch."""
+        self._ready = weakref.WeakSet()
 
     def run(self, sess, batch):
         """batch [B, S] -> (ids [B, K, T], scores [B, K])."""
-        return sess.run([self.ids, self.scores], {self.src: batch})
+        return self.run_with_details(sess, batch)[:2]
+
+    def run_with_details(self, sess, batch):
+        """batch [B, S] -> (ids [B, K, T], scores [B, K], {steps: decoder steps each sentence
+        ran [B], output_size: words the output layer scored})."""
+        if self.refresh is not None and sess not in self._ready:
+            sess.run(self.refresh)
+            self._ready.add(sess)
+        return sess.run([self.ids, self.scores, self.details], {self.src: batch})
 
 
 def strip_eos(ids):
@@ -75,7 +145,7 @@ def hypotheses(ids, scores, tgt_vocab, n_best):
     """One sentence's beam (ids [K, T], scores [K]) -> up to n_best (BPE'd text, score)."""
     hyps = []
     for k in range(min(n_best, ids.shape[0])):
-        if scores[k] <= search.NEG_INF / 10:
+        if scores[k] <= NEG_INF / 10:
             continue  # an empty beam slot, not a hypothesis
         hyps.append((" ".join(tgt_vocab.decode(ids[k])), float(scores[k])))
     return hyps

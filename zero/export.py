@@ -15,7 +15,7 @@ import shutil
 
 import tensorflow as tf
 
-from zero import inference, log
+from zero import inference, log, shortlist
 from zero.decode import Translator
 from zero.errors import UserError
 from zero.vocab import EOS, PAD, UNK, load_vocabs
@@ -61,10 +61,11 @@ def serving_graph(config):
     if src_vocab is None or tgt_vocab is None:
         raise UserError("export mode needs the vocabulary files (src_vocab, tgt_vocab)")
 
-    def build(models):
+    def build(models, vocabs):
         source = v1.placeholder(tf.string, [None], name="source")
         ids, num_words = _source_ids(source, src_vocab)
-        translator = Translator(models, config, src=ids)
+        listed = shortlist.configured(config, vocabs)
+        translator = Translator(models, config, src=ids, shortlist=listed)
         empty = tf.equal(num_words, 0)  # an empty line gives an empty translation, as test mode
         text = tf.where(empty, "", _target_text(translator.ids[:, 0], tgt_vocab))
         score = tf.where(empty, 0.0, translator.scores[:, 0])
@@ -72,9 +73,13 @@ def serving_graph(config):
         signature = v1.saved_model.signature_def_utils.predict_signature_def(
             {"source": source}, outputs
         )
-        # Before the session runs anything: grouping the initialisers marks their ops, which
-        # TensorFlow refuses to do to ops a session has already seen.
-        return signature, v1.tables_initializer()
+        # Run by the loader after it restored the weights: the vocabulary tables and the
+        # decoder's lookup table. Built before the session runs anything: grouping the
+        # initialisers marks their ops, which TensorFlow refuses for ops a session has seen.
+        ready = [v1.tables_initializer()]
+        if translator.refresh is not None:
+            ready.append(translator.refresh)
+        return signature, tf.group(*ready)
 
     return inference.load(config, build)
 

@@ -1,13 +1,17 @@
 """Loading trained models for inference, written once: a new graph, the configured model (and
 its ensemble members), what the caller builds on them, a session, their checkpoints restored.
 
-    loaded = inference.load(config, lambda models: Translator(models, config))
-    loaded.sess.run(loaded.outputs.ids, ...)
+    loaded = inference.load(config, lambda models, vocabs: Probe(models[0], config))
+    loaded.sess.run(loaded.outputs.fetch, ...)
+
+`translator(config)` loads the configured Translator (with the configured shortlist).
 """
 
 import tensorflow as tf
 
+from zero import shortlist
 from zero.checkpoints import DamagedCheckpoint, find_checkpoint, restore_checkpoint
+from zero.decode import Translator
 from zero.errors import UserError
 from zero.model import Model
 from zero.modeldir import check_vocabs, checked_vocabs, member_config, member_dir
@@ -59,15 +63,28 @@ def _members(config, vocabs, ensemble):
 
 
 def load(config, build, ensemble=True):
-    """Build `build(models)` on the configured model (and, with ensemble, its members) in a new
-    graph, open a session and restore every model's checkpoint. Returns a Loaded."""
+    """Build `build(models, (src_vocab, tgt_vocab))` on the configured model (and, with
+    ensemble, its members) in a new graph, open a session and restore every model's
+    checkpoint. Returns a Loaded."""
     src_vocab, tgt_vocab, src_size, tgt_size = checked_vocabs(config)
     members = _members(config, (src_vocab, tgt_vocab), ensemble)
     graph = tf.Graph()
     with graph.as_default():
         models = [Model(c, src_size, tgt_size, scope=scope) for c, _, scope in members]
-        outputs = build(models)
+        outputs = build(models, (src_vocab, tgt_vocab))
     sess = make_session(config, graph)
     checkpoints = [path for _, path, _ in members]
     restore_models(sess, list(zip(models, checkpoints, strict=True)))
     return Loaded(graph, sess, models, outputs, (src_vocab, tgt_vocab), checkpoints)
+
+
+def translator(config, src=None):
+    """Loaded whose outputs is the configured Translator: beam search over the model and its
+    ensemble members, with config.shortlist when set. `src`: a function building the source
+    ids in the graph (export), else they are fed."""
+
+    def build(models, vocabs):
+        listed = shortlist.configured(config, vocabs)
+        return Translator(models, config, src=src() if src else None, shortlist=listed)
+
+    return load(config, build)

@@ -8,6 +8,7 @@ so both share variable names and one checkpoint serves both.
 
 import contextlib
 
+import numpy as np
 import tensorflow as tf
 
 import rnns
@@ -166,19 +167,16 @@ class Model:
                 x = self._residual(x, out, "residual", training)
         return x, context, tgt_emb
 
-    def _logits(self, h, context, tgt_emb, training, tgt_emb_t=None):
+    def _logits(self, h, context, tgt_emb, training):
         """Readout tanh(linear([h; c], E)), dropout, tied softmax weights (no bias).
 
-        h, context [..., d] -> [..., V]. `tgt_emb_t`, the embedding transposed once outside a
-        loop, makes the per-step product of beam search a plain one (oneDNN runs x W^T with a
-        few hundred rows about twice as slow as x W); elsewhere x E^T has no transpose to
-        redo, and its gradient comes out as [V, E] directly.
+        h, context [..., d] -> [..., V]. Here x E^T has no transpose to redo, and its gradient
+        comes out as [V, E] directly; a decoder step multiplies by E^T made once outside the
+        loop instead (oneDNN runs x W^T with a few hundred rows about twice as slow as x W).
         """
         readout = tf.tanh(linear(tf.concat([h, context], -1), self.config.embed_size, "readout"))
         readout = self._dropout(readout, training)
         if readout.shape.rank == 2:
-            if tgt_emb_t is not None:
-                return precision.matmul(readout, tgt_emb_t)
             return precision.matmul(readout, tgt_emb, transpose_b=True)
         shape = tf.shape(readout)
         flat = tf.reshape(readout, [-1, self.config.embed_size])
@@ -223,39 +221,65 @@ class Model:
         with self.var_scope(), v1.variable_scope("decoder/layer_0"):
             return self.dec_layers[0].precompute(enc["memory"], enc["mask"])
 
-    def inference_constants(self):
-        """Tensors of one decoding run that do not depend on the sentence (the target
-        embedding, its transpose), computed once outside the search loop. Read inside the loop
-        the embedding would be copied at every step: a variable also read by a gather is in
-        copy-on-read mode."""
+    def inference_constants(self, output_ids=None, pad_to=None):
+        """Tensors of one decoding run that do not depend on the step, computed once outside
+        the search loop: the target embedding and its bias (the step's input), and the tied
+        output layer's weights transposed (of the rows `output_ids` only: a shortlist). Read
+        inside the loop the embedding would be copied at every step: a variable also read by
+        a gather is in copy-on-read mode. pad_to: the output layer gets columns up to a
+        multiple of it, whose logits are -inf (a bias of 0 and -inf, fused into the product)."""
         with self.var_scope():
             _, tgt_emb, bias = self._embeddings()
             tgt_emb = tf.identity(tgt_emb)
-            return {"tgt_emb": tgt_emb, "tgt_emb_t": tf.transpose(tgt_emb), "bias": bias}
+            out = tgt_emb if output_ids is None else tf.gather(tgt_emb, output_ids)
+            constants = {"tgt_emb": tgt_emb, "bias": bias, "out_emb_t": tf.transpose(out)}
+            if pad_to:
+                size = tf.shape(out)[0]
+                pad = (pad_to - size % pad_to) % pad_to
+                constants["out_emb_t"] = tf.pad(constants["out_emb_t"], [[0, 0], [0, pad]])
+                constants["out_bias"] = tf.concat([tf.zeros([size]), tf.fill([pad], -np.inf)], 0)
+            return constants
 
-    def step(self, prev_ids, states, cache, constants=None):
-        """prev_ids [B] -> (log-probabilities [B, V], new per-layer states).
+    def vocab_table(self, constants):
+        """[V, proj] decoder layer 0's first input projection of every target word (its
+        embedding plus the bias, through the lower cell's W and layer norm): with it a decoder
+        step looks its input projection up instead of multiplying. For LRN the paper's idea
+        carried into decoding: everything outside the recurrence becomes a table."""
+        with self.var_scope(), v1.variable_scope("decoder/layer_0"):
+            return self.dec_layers[0].lower.project(constants["tgt_emb"] + constants["bias"])
 
-        `constants` from inference_constants() (built outside the loop) saves work per step;
-        without them the step reads the variables itself."""
+    def step_logits(self, prev_ids, states, cache, constants, table=None, beam=None):
+        """prev_ids [N] -> (logits [N, V'] over the output rows of `constants`, new states).
+
+        table: vocab_table() (a lookup replaces layer 0's first projection); beam=K: the rows
+        are K hypotheses per sentence of the cache, which is then per sentence (not tiled)."""
         with self.var_scope():
-            if constants is None:
-                _, tgt_emb, bias = self._embeddings()
-                tgt_emb_t = None
-            else:
-                tgt_emb, tgt_emb_t = constants["tgt_emb"], constants["tgt_emb_t"]
-                bias = constants["bias"]
-            x = tf.gather(tgt_emb, prev_ids) + bias
+            x = tf.gather(constants["tgt_emb"], prev_ids) + constants["bias"]
             new_states, context = [], None
             for i, layer in enumerate(self.dec_layers):
                 with v1.variable_scope(f"decoder/layer_{i}"):
                     if i == 0:
-                        out, context, state = layer.step(x, states[i], cache=cache)
+                        x_proj = None if table is None else tf.gather(table, prev_ids)
+                        out, context, state = layer.step(
+                            x, states[i], cache=cache, x_proj=x_proj, beam=beam
+                        )
                     else:
                         out, _, state = layer.step(x, states[i], memory_t=context)
                     x = self._residual(x, out, "residual", training=False)
                 new_states.append(state)
-            logits = self._logits(x, context, tgt_emb, training=False, tgt_emb_t=tgt_emb_t)
+            with tf.name_scope("output_layer"):
+                hidden = tf.concat([x, context], -1)
+                readout = tf.tanh(linear(hidden, self.config.embed_size, "readout"))
+                logits = precision.matmul(readout, constants["out_emb_t"])
+                if "out_bias" in constants:
+                    logits = tf.nn.bias_add(logits, constants["out_bias"])
+                return logits, new_states
+
+    def step(self, prev_ids, states, cache, constants=None):
+        """prev_ids [N] -> (log-probabilities [N, V], new per-layer states), with the cache
+        tiled per hypothesis (one row of it per row of prev_ids)."""
+        constants = constants or self.inference_constants()
+        logits, new_states = self.step_logits(prev_ids, states, cache, constants)
         return tf.nn.log_softmax(logits), new_states
 
 

@@ -1,17 +1,34 @@
-"""Batched beam search and greedy search in the graph.
+"""Batched beam search and greedy search in the graph, with the decoding engine's switchable
+techniques (docs/DESIGN.md, "Decoding").
 
-The decoder is a function `step_fn(ids [N], states, cache) -> (log_probs [N, V], states)` where
-states and cache are lists of tensors whose first axis is the batch. The encoder runs once; the
-first step (from BOS) runs outside the loop, on one hypothesis per sentence, which also creates
-every decoder variable outside the loop. Finished and alive hypotheses are kept apart: the beam
-keeps K alive hypotheses, and K finished ones ranked by the GNMT length-normalised score.
+The decoder is `step(ids [N], states, cache, beam) -> (scores [N, V'], states)`, beam = K
+when the rows are K hypotheses per sentence of a per-sentence cache (else None). States are per
+hypothesis ([N, ...], N = sentences x beam). The cache (encoder memory, attention keys, mask)
+is per sentence ([B, ...], shared by a sentence's hypotheses) or, with `shared_cache` off, tiled
+per hypothesis. The first step (from BOS) runs outside the loop on one hypothesis per sentence,
+which also creates every decoder variable outside the loop. A `Scorer` turns a step's scores
+into candidates (zero/candidates.py).
+
+The beam keeps K alive hypotheses and K finished ones ranked by the GNMT length-normalised
+score. A sentence is done when no alive hypothesis can still beat its worst finished one even
+at the maximum length (an exact bound: log-probabilities only fall and, for alpha >= 0, the
+penalty only grows), or when it reached its maximum length. With `drop_finished` a done
+sentence leaves the loop: its hypotheses are written to the output and its rows removed from
+every loop tensor, so later steps compute only for sentences still running. Without it every
+sentence runs until the last one is done; the outputs are the same, since a done sentence's
+finished hypotheses can no longer change.
+
+Outputs: ids [B, K, T] best first, each hypothesis ending in EOS and padded with EOS (T is the
+longest maximum length of the batch), scores [B, K] (length-normalised; NEG_INF in an empty
+slot), steps [B] (the decoder steps each sentence ran: what dropping finished sentences saves).
 """
 
 import tensorflow as tf
 
+from zero.candidates import NEG_INF, Scorer
 from zero.vocab import BOS, EOS
 
-NEG_INF = -1e9
+SENTENCE_KEYS = ("alive_seq", "alive_lp", "fin_seq", "fin_scores", "rows", "max_len")
 
 
 def length_penalty(length, alpha):
@@ -28,153 +45,263 @@ def _tile(x, k):
 
 
 def _any_batch(x):
-    """x's static shape with the batch axis unknown: the loop body computes the batch size
-    dynamically, so a statically known batch (a constant input) must not be promised."""
+    """x's static shape with the batch axis unknown (the loop changes the batch size)."""
     return tf.TensorShape([None]).concatenate(x.shape[1:])
 
 
-def _gather_beams(x, flat_index):
-    return tf.gather(x, flat_index)
+def _pad_time(seq, length):
+    """[b, K, t] -> [b, K, length], EOS after the end."""
+    return tf.pad(seq, [[0, 0], [0, 0], [0, length - tf.shape(seq)[2]]], constant_values=EOS)
 
 
-def _force_eos(log_probs, done):
-    """Where `done` [N] is true, allow only EOS (the sentence reached its maximum length).
+class BeamSearch:
+    """Beam search over `step` with beam size k (see the module docstring)."""
 
-    EOS keeps its log-probability: a hypothesis cut at the maximum length is scored as the model
-    scores it, not handed a free EOS that would favour running into the limit.
-    """
-    is_eos = tf.equal(tf.range(tf.shape(log_probs)[1]), EOS)[None, :]
-    return tf.where(done[:, None] & tf.logical_not(is_eos), NEG_INF, log_probs)
+    def __init__(self, step, scorer, k, alpha, drop_finished=True, shared_cache=True):
+        self.step, self.scorer = step, scorer
+        self.k, self.alpha = int(k), float(alpha)
+        self.drop_finished, self.shared_cache = drop_finished, shared_cache
 
+    def __call__(self, states, cache, max_lengths):
+        s = self._start(states, cache, max_lengths)
+        invariants = {key: self._invariant(key, value) for key, value in s.items()}
+        s = tf.compat.v1.while_loop(
+            self._more, self._body, [s], shape_invariants=[invariants], back_prop=False
+        )[0]
+        s = self._write(s, tf.ones_like(s["rows"], tf.bool))  # whatever is still in the loop
+        return s["out_seq"], s["out_scores"], s["out_steps"]
 
-def greedy_search(step_fn, states, cache, max_lengths):
-    """Arg-max decoding. Returns (ids [B, T] ending in EOS or padded with EOS, scores [B])."""
-    batch = tf.shape(max_lengths)[0]
-    ids = tf.fill([batch], BOS)
-    log_probs, states = step_fn(ids, states, cache)
-    log_probs = _force_eos(log_probs, max_lengths <= 1)
-    best = tf.argmax(log_probs, -1, output_type=tf.int32)
-    scores = tf.reduce_max(log_probs, -1)
-    finished = tf.equal(best, EOS)
-    seq = best[:, None]
+    # -- state ------------------------------------------------------------------------------
 
-    def cond(t, seq, states, scores, finished):
-        return tf.logical_not(tf.reduce_all(finished))
+    def _start(self, states, cache, max_lengths):
+        """The loop state after the first expansion: the K best words of BOS. EOS among them
+        finishes at length 1; it stays alive with NEG_INF so it is never extended."""
+        k, batch = self.k, tf.shape(max_lengths)[0]
+        scores, states = self.step(tf.fill([batch], BOS), states, cache, None)
+        top_lp, top_ids = self.scorer.top(scores, k, max_lengths <= 1)
+        is_eos = tf.equal(top_ids, EOS)
+        longest = tf.reduce_max(max_lengths)
+        s = {
+            "t": tf.constant(1),
+            "alive_seq": top_ids[:, :, None],
+            "alive_lp": tf.where(is_eos, NEG_INF, top_lp),
+            "fin_seq": top_ids[:, :, None],
+            "fin_scores": tf.where(is_eos, top_lp / length_penalty(1, self.alpha), NEG_INF),
+            "rows": tf.range(batch),
+            "max_len": max_lengths,
+            "states": [_tile(x, k) for x in states],
+            "cache": cache if self.shared_cache else [_tile(c, k) for c in cache],
+            "out_seq": tf.fill([batch, k, longest], EOS),
+            "out_scores": tf.fill([batch, k], NEG_INF),
+            "out_steps": tf.zeros([batch], tf.int32),
+        }
+        return s
 
-    def body(t, seq, states, scores, finished):
-        log_probs, new_states = step_fn(seq[:, -1], states, cache)
-        log_probs = _force_eos(log_probs, t + 1 >= max_lengths)
-        best = tf.argmax(log_probs, -1, output_type=tf.int32)
-        best = tf.where(finished, tf.fill([batch], EOS), best)
-        gained = tf.where(finished, tf.zeros([batch]), tf.reduce_max(log_probs, -1))
-        new_states = [
-            tf.where(finished[:, None], s, n) for s, n in zip(states, new_states, strict=True)
-        ]
-        return (
-            t + 1,
-            tf.concat([seq, best[:, None]], 1),
-            new_states,
-            scores + gained,
-            finished | tf.equal(best, EOS),
+    def _invariant(self, key, value):
+        if key == "t":
+            return tf.TensorShape([])
+        if key in ("states", "cache"):
+            return [_any_batch(x) for x in value]
+        if key in ("alive_seq", "fin_seq", "out_seq"):
+            return tf.TensorShape([None, self.k, None])
+        return _any_batch(value)
+
+    def _can_improve(self, s):
+        """[b]: whether sentence i can still change its finished hypotheses."""
+        # The best alive hypothesis (after the first expansion an EOS in slot 0 leaves
+        # NEG_INF there: slot 0 is not always the best one).
+        best = tf.reduce_max(s["alive_lp"], 1) / length_penalty(s["max_len"], self.alpha)
+        worst_finished = tf.reduce_min(s["fin_scores"], 1)
+        return (best > worst_finished) & (s["t"] < s["max_len"])
+
+    def _more(self, s):
+        return tf.reduce_any(self._can_improve(s))
+
+    # -- one step ----------------------------------------------------------------------------
+
+    def _body(self, s):
+        if self.drop_finished:
+            done = tf.logical_not(self._can_improve(s))
+            s = tf.cond(  # gathering every loop tensor costs: only when a sentence is done
+                tf.reduce_any(done),
+                lambda: self._keep(self._write(s, done), tf.logical_not(done)),
+                lambda: s,
+            )
+        k, t = self.k, s["t"]
+        batch = tf.shape(s["rows"])[0]
+        flat_ids = tf.reshape(s["alive_seq"][:, :, -1], [-1])
+        scores, states = self.step(flat_ids, s["states"], s["cache"], k)
+        with tf.name_scope("candidates"):
+            forced = tf.reshape(tf.tile((t + 1 >= s["max_len"])[:, None], [1, k]), [-1])
+            cand_lp, parent, word = self.scorer.candidates(scores, s["alive_lp"], forced, k, batch)
+        cand_seq = tf.concat(
+            [tf.gather(s["alive_seq"], parent, batch_dims=1), word[:, :, None]], axis=2
         )
-
-    invariants = [
-        tf.TensorShape([]),
-        tf.TensorShape([None, None]),
-        [_any_batch(s) for s in states],
-        tf.TensorShape([None]),
-        tf.TensorShape([None]),
-    ]
-    _, seq, _, scores, _ = tf.compat.v1.while_loop(
-        cond,
-        body,
-        [tf.constant(1), seq, states, scores, finished],
-        shape_invariants=invariants,
-        back_prop=False,
-    )
-    return seq, scores
-
-
-def beam_search(step_fn, states, cache, max_lengths, beam_size, alpha):
-    """Batched beam search.
-
-    Returns (ids [B, K, T] best first, each ending in EOS then padded with EOS,
-    scores [B, K] length-normalised log-probabilities).
-    """
-    k = beam_size
-    batch = tf.shape(max_lengths)[0]
-    log_probs, states = step_fn(tf.fill([batch], BOS), states, cache)
-    log_probs = _force_eos(log_probs, max_lengths <= 1)
-    vocab = tf.shape(log_probs)[1]
-
-    # First expansion: the K best words of the single initial hypothesis. EOS among them
-    # finishes at length 1; it stays alive with -inf so it is never extended.
-    top_lp, top_ids = tf.nn.top_k(log_probs, k)
-    is_eos = tf.equal(top_ids, EOS)
-    fin_scores = tf.where(is_eos, top_lp / length_penalty(1, alpha), NEG_INF)
-    alive_lp = tf.where(is_eos, NEG_INF, top_lp)
-    alive_seq = top_ids[:, :, None]
-    fin_seq = alive_seq
-    states = [_tile(s, k) for s in states]
-    cache = [_tile(c, k) for c in cache]
-    max_tiled = _tile(max_lengths, k)
-    batch_offsets = (tf.range(batch) * k)[:, None]
-
-    def cond(t, alive_seq, alive_lp, states, fin_seq, fin_scores):
-        # Stop when no alive hypothesis can still beat the worst finished one, or all hit max.
-        best_possible = alive_lp[:, 0] / length_penalty(tf.cast(max_lengths, tf.float32), alpha)
-        worst_finished = tf.reduce_min(fin_scores, 1)
-        can_improve = (best_possible > worst_finished) & (t < max_lengths)
-        return tf.reduce_any(can_improve)
-
-    def body(t, alive_seq, alive_lp, states, fin_seq, fin_scores):
-        flat_ids = tf.reshape(alive_seq[:, :, -1], [-1])
-        step_lp, new_states = step_fn(flat_ids, states, cache)
-        step_lp = _force_eos(step_lp, t + 1 >= max_tiled)
-        total = tf.reshape(step_lp, [batch, k, vocab]) + alive_lp[:, :, None]
-        flat = tf.reshape(total, [batch, k * vocab])
-        # 2K candidates guarantee K that do not end in EOS.
-        cand_lp, cand_index = tf.nn.top_k(flat, 2 * k)
-        parent = cand_index // vocab
-        word = cand_index % vocab
-        cand_seq = tf.concat([tf.gather(alive_seq, parent, batch_dims=1), word[:, :, None]], axis=2)
         cand_eos = tf.equal(word, EOS)
-
-        # Alive: the K best candidates that do not end in EOS.
-        alive_rank = tf.where(cand_eos, NEG_INF, cand_lp)
-        new_alive_lp, alive_pick = tf.nn.top_k(alive_rank, k)
-        new_alive_seq = tf.gather(cand_seq, alive_pick, batch_dims=1)
-        parent_flat = tf.reshape(tf.gather(parent, alive_pick, batch_dims=1) + batch_offsets, [-1])
-        new_states = [_gather_beams(s, parent_flat) for s in new_states]
-
+        # Alive: the K best candidates that do not end in EOS (2K candidates hold K of them).
+        alive_lp, pick = tf.nn.top_k(tf.where(cand_eos, NEG_INF, cand_lp), k)
+        rows = tf.gather(parent, pick, batch_dims=1) + (tf.range(batch) * k)[:, None]
         # Finished: the K best of the old finished and the candidates that end in EOS.
-        cand_scores = tf.where(cand_eos, cand_lp / length_penalty(t + 1, alpha), NEG_INF)
-        old_fin = tf.pad(fin_seq, [[0, 0], [0, 0], [0, 1]], constant_values=EOS)
-        all_seq = tf.concat([old_fin, cand_seq], 1)
-        all_scores = tf.concat([fin_scores, cand_scores], 1)
-        new_fin_scores, fin_pick = tf.nn.top_k(all_scores, k)
-        new_fin_seq = tf.gather(all_seq, fin_pick, batch_dims=1)
-        return t + 1, new_alive_seq, new_alive_lp, new_states, new_fin_seq, new_fin_scores
+        cand_scores = tf.where(cand_eos, cand_lp / length_penalty(t + 1, self.alpha), NEG_INF)
+        old_fin = tf.pad(s["fin_seq"], [[0, 0], [0, 0], [0, 1]], constant_values=EOS)
+        fin_scores, fin_pick = tf.nn.top_k(tf.concat([s["fin_scores"], cand_scores], 1), k)
+        return [
+            {
+                **s,
+                "t": t + 1,
+                "alive_seq": tf.gather(cand_seq, pick, batch_dims=1),
+                "alive_lp": alive_lp,
+                "fin_seq": tf.gather(tf.concat([old_fin, cand_seq], 1), fin_pick, batch_dims=1),
+                "fin_scores": fin_scores,
+                "states": [tf.gather(x, tf.reshape(rows, [-1])) for x in states],
+            }
+        ]
 
-    invariants = [
-        tf.TensorShape([]),
-        tf.TensorShape([None, k, None]),
-        tf.TensorShape([None, k]),
-        [_any_batch(s) for s in states],
-        tf.TensorShape([None, k, None]),
-        tf.TensorShape([None, k]),
-    ]
-    _, alive_seq, alive_lp, _, fin_seq, fin_scores = tf.compat.v1.while_loop(
-        cond,
-        body,
-        [tf.constant(1), alive_seq, alive_lp, states, fin_seq, fin_scores],
-        shape_invariants=invariants,
-        back_prop=False,
-    )
-    # A sentence with no finished hypothesis (cannot happen with forced EOS, but be safe)
-    # falls back to its alive ones.
-    none_finished = tf.reduce_all(fin_scores <= NEG_INF / 2, axis=1)
-    alive_scores = alive_lp / length_penalty(tf.shape(alive_seq)[2], alpha)
-    seq = tf.where(none_finished[:, None, None], alive_seq, fin_seq)
-    scores = tf.where(none_finished[:, None], alive_scores, fin_scores)
-    return seq, scores
+    # -- sentences leaving the loop ----------------------------------------------------------
+
+    def _write(self, s, which):
+        """Write the sentences where `which` [b] into the outputs (their rows of the batch).
+        A sentence without a finished hypothesis (impossible with EOS forced at the maximum
+        length, but safe) gives its alive ones."""
+        pick = tf.where(which)[:, 0]
+        fin_seq, alive_seq = (tf.gather(s[key], pick) for key in ("fin_seq", "alive_seq"))
+        fin_scores, alive_lp = (tf.gather(s[key], pick) for key in ("fin_scores", "alive_lp"))
+        none_finished = tf.reduce_all(fin_scores <= NEG_INF / 2, axis=1)
+        alive_scores = alive_lp / length_penalty(s["t"], self.alpha)
+        seq = tf.where(none_finished[:, None, None], alive_seq, fin_seq)
+        scores = tf.where(none_finished[:, None], alive_scores, fin_scores)
+        longest = tf.shape(s["out_seq"])[2]
+        index = tf.gather(s["rows"], pick)[:, None]
+        steps = tf.fill(tf.shape(index)[:1], s["t"])
+        return {
+            **s,
+            "out_seq": tf.tensor_scatter_nd_update(s["out_seq"], index, _pad_time(seq, longest)),
+            "out_scores": tf.tensor_scatter_nd_update(s["out_scores"], index, scores),
+            "out_steps": tf.tensor_scatter_nd_update(s["out_steps"], index, steps),
+        }
+
+    def _keep(self, s, which):
+        """The loop state of the sentences where `which` [b] only."""
+        keep = tf.where(which)[:, 0]
+        hyps = tf.reshape(keep[:, None] * self.k + tf.range(self.k, dtype=keep.dtype), [-1])
+        out = {**s, **{key: tf.gather(s[key], keep) for key in SENTENCE_KEYS}}
+        out["states"] = [tf.gather(x, hyps) for x in s["states"]]
+        out["cache"] = [tf.gather(c, keep if self.shared_cache else hyps) for c in s["cache"]]
+        return out
+
+
+class Greedy:
+    """Arg-max decoding (beam size 1), the same outputs as BeamSearch's (K = 1 slot)."""
+
+    def __init__(self, step, scorer, drop_finished=True):
+        self.step, self.scorer, self.drop_finished = step, scorer, drop_finished
+
+    def __call__(self, states, cache, max_lengths):
+        batch = tf.shape(max_lengths)[0]
+        scores, states = self.step(tf.fill([batch], BOS), states, cache, None)
+        best_lp, best = self.scorer.best(scores, max_lengths <= 1)
+        longest = tf.reduce_max(max_lengths)
+        s = {
+            "t": tf.constant(1),
+            "seq": best[:, None],
+            "lp": best_lp,
+            "finished": tf.equal(best, EOS),
+            "rows": tf.range(batch),
+            "max_len": max_lengths,
+            "states": states,
+            "cache": cache,
+            "out_seq": tf.fill([batch, longest], EOS),
+            "out_scores": tf.zeros([batch]),
+            "out_steps": tf.zeros([batch], tf.int32),
+        }
+        invariants = {
+            key: (
+                tf.TensorShape([])
+                if key == "t"
+                else [_any_batch(x) for x in value]
+                if key in ("states", "cache")
+                else tf.TensorShape([None, None])
+                if key in ("seq", "out_seq")
+                else _any_batch(value)
+            )
+            for key, value in s.items()
+        }
+        s = tf.compat.v1.while_loop(
+            lambda s: tf.logical_not(tf.reduce_all(s["finished"])),
+            self._body,
+            [s],
+            shape_invariants=[invariants],
+            back_prop=False,
+        )[0]
+        s = self._write(s, tf.ones_like(s["finished"]))
+        return s["out_seq"][:, None, :], s["out_scores"][:, None], s["out_steps"]
+
+    def _body(self, s):
+        if self.drop_finished:
+            s = tf.cond(
+                tf.reduce_any(s["finished"]),
+                lambda: self._keep(self._write(s, s["finished"]), tf.logical_not(s["finished"])),
+                lambda: s,
+            )
+        scores, states = self.step(s["seq"][:, -1], s["states"], s["cache"], None)
+        best_lp, best = self.scorer.best(scores, s["t"] + 1 >= s["max_len"])
+        finished = s["finished"]
+        best = tf.where(finished, EOS, best)
+        return [
+            {
+                **s,
+                "t": s["t"] + 1,
+                "seq": tf.concat([s["seq"], best[:, None]], 1),
+                "lp": s["lp"] + tf.where(finished, 0.0, best_lp),
+                "finished": finished | tf.equal(best, EOS),
+                "states": [
+                    tf.where(finished[:, None], old, new)
+                    for old, new in zip(s["states"], states, strict=True)
+                ],
+            }
+        ]
+
+    def _write(self, s, which):
+        pick = tf.where(which)[:, 0]
+        index = tf.gather(s["rows"], pick)[:, None]
+        seq = tf.gather(s["seq"], pick)
+        longest = tf.shape(s["out_seq"])[1]
+        seq = tf.pad(seq, [[0, 0], [0, longest - tf.shape(seq)[1]]], constant_values=EOS)
+        steps = tf.fill(tf.shape(index)[:1], s["t"])
+        return {
+            **s,
+            "out_seq": tf.tensor_scatter_nd_update(s["out_seq"], index, seq),
+            "out_scores": tf.tensor_scatter_nd_update(
+                s["out_scores"], index, tf.gather(s["lp"], pick)
+            ),
+            "out_steps": tf.tensor_scatter_nd_update(s["out_steps"], index, steps),
+        }
+
+    def _keep(self, s, which):
+        keep = tf.where(which)[:, 0]
+        out = {**s}
+        for key in ("seq", "lp", "finished", "rows", "max_len"):
+            out[key] = tf.gather(s[key], keep)
+        out["states"] = [tf.gather(x, keep) for x in s["states"]]
+        out["cache"] = [tf.gather(c, keep) for c in s["cache"]]
+        return out
+
+
+def _plain(step):
+    """A step(ids, states, cache) of log-probabilities as the searches call it."""
+    return lambda ids, states, cache, beam: step(ids, states, cache)
+
+
+def greedy_search(step, states, cache, max_lengths):
+    """Greedy search over a step of log-probabilities -> (ids [B, T], scores [B])."""
+    ids, scores, _ = Greedy(_plain(step), Scorer(None, per_row=False))(states, cache, max_lengths)
+    return ids[:, 0], scores[:, 0]
+
+
+def beam_search(step, states, cache, max_lengths, beam_size, alpha):
+    """Beam search over a step of log-probabilities (the cache tiled per hypothesis) ->
+    (ids [B, K, T], scores [B, K])."""
+    scorer = Scorer(None, per_row=False)
+    search = BeamSearch(_plain(step), scorer, beam_size, alpha, shared_cache=False)
+    ids, scores, _ = search(states, cache, max_lengths)
+    return ids, scores

@@ -6,7 +6,7 @@ import numpy as np
 
 from zero import inference, preprocess
 from zero.batching import cut_batches, encode_rows, pad_rows
-from zero.decode import Translator, hypotheses
+from zero.decode import hypotheses
 from zero.errors import UserError
 from zero.evaluate import postprocess
 
@@ -17,7 +17,7 @@ class RawTranslator:
     def __init__(self, config):
         self.config = config
         self.pre = preprocess.from_config(config)
-        self.loaded = inference.load(config, lambda models: Translator(models, config))
+        self.loaded = inference.translator(config)
         if self.loaded.src_vocab is None or self.loaded.tgt_vocab is None:
             raise UserError("translate mode needs the vocabulary files (src_vocab, tgt_vocab)")
 

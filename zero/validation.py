@@ -29,6 +29,7 @@ def dev_loss(sess, graph, config, src_vocab, tgt_vocab):
 
 def dev_bleu(sess, translator, config, src_vocab, tgt_vocab):
     """sacreBLEU of the beam-search translations of the first eval_sentences dev lines."""
+    translator.invalidate()  # the weights changed since the last validation
     limit = config.eval_sentences or None
     batches = EvalBatches(
         config.dev_src, src_vocab, batch_tokens=config.decode_batch_tokens, limit=limit

@@ -5,7 +5,17 @@ the model only builds graphs (docs/DESIGN.md, "Seams").
 """
 
 from rnns.registry import Registry
-from zero.modes import average, decode, export, params, score, train, translate, weights
+from zero.modes import (
+    average,
+    decode,
+    export,
+    params,
+    score,
+    shortlist,
+    train,
+    translate,
+    weights,
+)
 from zero.modes.mode import Mode
 
 MODES = Registry("mode")
@@ -17,5 +27,6 @@ MODES.register(average.MODE)
 MODES.register(translate.MODE)
 MODES.register(export.MODE)
 MODES.register(weights.MODE)
+MODES.register(shortlist.MODE)
 
 __all__ = ["MODES", "Mode"]

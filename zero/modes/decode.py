@@ -2,7 +2,7 @@
 
 from zero import inference, log
 from zero.batching import EvalBatches
-from zero.decode import Translator, translate_batches
+from zero.decode import translate_batches
 from zero.errors import UserError
 from zero.modes.mode import Mode
 from zero.textio import lines_of, write_lines
@@ -11,7 +11,7 @@ from zero.textio import lines_of, write_lines
 def run(config):
     if not config.input:
         raise UserError("test mode needs the input file: --set input=FILE (BPE'd source)")
-    loaded = inference.load(config, lambda models: Translator(models, config))
+    loaded = inference.translator(config)
     sources = lines_of(config.input)
     batches = EvalBatches(config.input, loaded.src_vocab, batch_tokens=config.decode_batch_tokens)
     results = translate_batches(

@@ -14,7 +14,7 @@ from zero.textio import check_parallel, write_lines
 v1 = tf.compat.v1
 
 
-def _build(models):
+def _build(models, vocabs):
     src = v1.placeholder(tf.int32, [None, None])
     tgt = v1.placeholder(tf.int32, [None, None])
     _, stats = models[0].loss(src, tgt, training=False)

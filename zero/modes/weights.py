@@ -18,7 +18,7 @@ def run(config):
         raise UserError("weights mode needs the input file: --set input=FILE (BPE'd source)")
     check_config(config)
     out_dir = config.weights_dir or os.path.join(config.output_dir, "weights")
-    loaded = inference.load(config, lambda models: Probe(models[0], config), ensemble=False)
+    loaded = inference.load(config, lambda models, vocabs: Probe(models[0], config), ensemble=False)
     if loaded.src_vocab is None:
         raise UserError("weights mode needs config key 'src_vocab' (the input is text)")
     probe = loaded.outputs

@@ -1,0 +1,71 @@
+"""The decoding engine's exact techniques change no output: the same inputs decoded with every
+technique off (the original search) and on give the same hypotheses, token for token, and the
+same scores (to float rounding), for every cell, beam 1 and 4, one model and an ensemble."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from helpers import CELLS, make_session, pad, random_sentences, randomize, tiny_config
+
+from zero import config as config_lib
+from zero.candidates import NEG_INF
+from zero.decode import TECHNIQUES, Translator, strip_eos
+from zero.model import Model
+
+v1 = tf.compat.v1
+
+
+def _variants(singles):
+    variants = {"off": dict.fromkeys(TECHNIQUES, False), "on": dict.fromkeys(TECHNIQUES, True)}
+    if singles:
+        variants.update({t: {u: u == t for u in TECHNIQUES} for t in TECHNIQUES})
+    return variants
+
+
+def _decode(cell, beam, singles=False, members=1):
+    """{variant: (ids, scores, steps)} of one batch of random sentences."""
+    base = tiny_config(
+        cell=cell, beam_size=beam, max_decode_extra=6, num_encoder_layers=1, num_decoder_layers=2
+    )
+    with tf.Graph().as_default():
+        models = [Model(base, 20, 20, scope=f"m{i}") for i in range(members)]
+        translators = {
+            name: Translator(models, config_lib.Config({**base, **techniques}))
+            for name, techniques in _variants(singles).items()
+        }
+        init = v1.global_variables_initializer()
+        with make_session() as sess:
+            sess.run(init)
+            # Peaked distributions: clear-cut decisions, sentences ending at different steps.
+            randomize(sess, scale=1.0, seed=3)
+            src = pad(random_sentences(np.random.default_rng(0), 9, 20, max_len=6))
+            out = {name: t.run_with_details(sess, src) for name, t in translators.items()}
+            return {name: (ids, scores, more["steps"]) for name, (ids, scores, more) in out.items()}
+
+
+def _assert_same(expected, got):
+    ids, scores, _ = got
+    for b in range(expected[0].shape[0]):
+        for k in range(expected[0].shape[1]):
+            if expected[1][b, k] <= NEG_INF / 10:  # an empty slot
+                assert scores[b, k] <= NEG_INF / 10
+                continue
+            assert strip_eos(ids[b, k]) == strip_eos(expected[0][b, k]), (b, k)
+            np.testing.assert_allclose(scores[b, k], expected[1][b, k], rtol=1e-5)
+
+
+@pytest.mark.parametrize("beam", [1, 4])
+@pytest.mark.parametrize("cell", CELLS)
+def test_techniques_change_no_output(cell, beam):
+    out = _decode(cell, beam, singles=cell in ("lrn", "gru"))
+    for got in out.values():
+        _assert_same(out["off"], got)
+    steps_off, steps_on = out["off"][2], out["on"][2]
+    assert (steps_off == steps_off.max()).all(), "without dropping, every sentence runs to the end"
+    assert (steps_on <= steps_off).all() and steps_on.min() < steps_off.max()
+
+
+@pytest.mark.parametrize("beam", [1, 4])
+def test_techniques_change_no_output_of_an_ensemble(beam):
+    out = _decode("lrn", beam, members=2)
+    _assert_same(out["off"], out["on"])
