@@ -2,7 +2,7 @@
 
 A cell is two functions. `project` maps the inputs of all time steps at once (one big matrix
 product, the cheap part on any hardware); `step` is the recurrence, run once per time step
-inside the loop. Subclasses hold only their equations (DESIGN.md, "Recurrent cells").
+inside the loop. Subclasses hold only their equations (docs/DESIGN.md, "Recurrent cells").
 """
 
 import tensorflow as tf

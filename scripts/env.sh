@@ -3,7 +3,7 @@
 # ZERO_PYTHON=/path/to/python skips the virtual environment (use an existing interpreter).
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
-export TF_CPP_MIN_LOG_LEVEL="${TF_CPP_MIN_LOG_LEVEL:-2}"
+export TF_CPP_MIN_LOG_LEVEL="${TF_CPP_MIN_LOG_LEVEL:-3}"  # TensorFlow's own log lines: run.py --verbose shows them
 if [ -n "${ZERO_PYTHON:-}" ]; then
     PY="$ZERO_PYTHON"
 else

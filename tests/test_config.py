@@ -221,3 +221,12 @@ def test_readme_lists_every_key_with_its_default():
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     with open(os.path.join(root, "README.md"), encoding="utf-8") as f:
         assert config_lib.describe() in f.read()
+
+
+def test_readme_lists_every_mode():
+    """README's mode table is zero.modes.describe(): a registered mode is documented."""
+    from zero.modes import describe
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    with open(os.path.join(root, "README.md"), encoding="utf-8") as f:
+        assert describe() in f.read()

@@ -14,7 +14,7 @@ from zero.vocab import BOS
 
 v1 = tf.compat.v1
 
-# DESIGN.md / the paper (Zhang & Sennrich 2019, WMT14 En-De, vocabulary 27,750 per side).
+# docs/DESIGN.md / the paper (Zhang & Sennrich 2019, WMT14 En-De, vocabulary 27,750 per side).
 # The paper's counts; it has no LSTM row: an LSTM in the same setting has about 254M.
 PAPER_PARAMS = {cell: row.params_m * 1e6 for cell, row in PAPER.items()} | {"lstm": 254e6}
 

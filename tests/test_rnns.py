@@ -1,4 +1,4 @@
-"""rnns/: cells, runners and attention against straightforward numpy versions of DESIGN.md."""
+"""rnns/: cells, runners and attention against straightforward numpy versions of docs/DESIGN.md."""
 
 import numpy as np
 import pytest
@@ -13,7 +13,7 @@ D_IN, D, D_MEM = 5, 4, 6
 NAMES = ["lrn", "olrn", "gru", "lstm", "atr", "sru"]
 
 
-# -- numpy reference (written from DESIGN.md, "Recurrent cells") ------------------------------
+# -- numpy reference (written from docs/DESIGN.md, "Recurrent cells") ------------------------------
 
 
 def sigmoid(x):

@@ -1,4 +1,4 @@
-"""The deep attentional encoder-decoder of DESIGN.md ("The deep NMT model"), for any cell.
+"""The deep attentional encoder-decoder of docs/DESIGN.md ("The model"), for any cell.
 
 Read top to bottom as the architecture: embed, encode (context-aware layer 0, deeper forward
 layers), decoder initial states, decode (attending layer 0, aligned layers >= 1), read out, loss.

@@ -30,3 +30,10 @@ MODES.register(weights.MODE)
 MODES.register(shortlist.MODE)
 
 __all__ = ["MODES", "Mode"]
+
+
+def describe():
+    """Markdown table of every mode, for the README (a test keeps them equal)."""
+    rows = ["| mode | what it does |", "|---|---|"]
+    rows += [f"| `{name}` | {mode.help} |" for name, mode in MODES.items()]
+    return "\n".join(rows)
