@@ -20,6 +20,7 @@ BENCHMARKS = {
     "precision": "bench.precision",
     "profile": "bench.profile",
     "table": "bench.table",
+    "loop": "bench.loop",
 }
 
 

@@ -338,7 +338,11 @@ class Trainer:
             record = {"step": self.step, "elapsed": round(elapsed, 1), **metrics}
             append_jsonl(os.path.join(self.dir, VALIDATION_LOG), record)
         pause("sleep_in_validate", f"step {self.step}")
-        self.state.elapsed = elapsed
+        # Validation takes time too: the budget counts it, and the checkpoint records it (a
+        # run stopped by the budget here has nothing left to do when restarted).
+        self.state.elapsed = self.elapsed()
+        if not stop and c.max_time > 0 and self.state.elapsed >= c.max_time:
+            stop = f"time budget of {c.max_time:.0f}s reached"
         path = self._save(best=improved)
         shown = "  ".join(f"{k} {v:.4g}" for k, v in metrics.items())
         self.log(
@@ -346,9 +350,6 @@ class Trainer:
             f"({time.time() - t:.1f}s)  saved {path}"
         )
         self.summaries.scalars(self.step, {f"dev/{k}": v for k, v in metrics.items()})
-        # Validation takes time too: never start another step past the budget.
-        if not stop and c.max_time > 0 and self.elapsed() >= c.max_time:
-            stop = f"time budget of {c.max_time:.0f}s reached"
         return stop
 
     def _judge(self, bleu):
