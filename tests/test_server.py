@@ -20,6 +20,7 @@ import pytest
 from served_model import ROOT, prepare_slice, random_model
 
 from zero import config as config_lib
+from zero.errors import UserError
 from zero.modes import MODES
 from zero.server.batcher import Batcher
 from zero.server.engine import weights_unavailable
@@ -175,6 +176,8 @@ BAD = [
     (b"", 400, "the body is empty"),
     (b'[{"src": "a"', 400, "not valid JSON: Expecting"),
     (b"[{'src': 'a'}]", 400, "not valid JSON"),
+    (b"[" * 100_000, 400, "nested too deeply"),
+    (b'[{"src": "a", "n_best": ' + b"1" * 5000 + b"}]", 400, "Exceeds the limit (4300 digits)"),
     (b'{"src": "a"}', 400, "must be a JSON list"),
     (b"[]", 400, "empty list"),
     (b'["a sentence"]', 400, "item 0: must be an object"),
@@ -205,6 +208,15 @@ def test_bad_input_gets_a_json_error_and_the_next_request_is_served(
     assert "Traceback" not in answer["error"] and "\n" not in answer["error"]
     sentence = model[1][0]
     assert translate(server, [{"src": sentence}])[0][0]["tgt"] == model[2][sentence]
+
+
+def test_a_port_in_use_is_named(server, model):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(UserError, match=f"cannot listen on 127.0.0.1:{port}: "):
+            Server(model_config(model[0], port=port), engine=server.engine)
 
 
 def test_wrong_urls_and_methods(server):
@@ -398,7 +410,7 @@ CHROME_FLAGS = [
     "--disable-component-update",
     "--disable-sync",
     "--no-first-run",
-    "--window-size=1100,1050",
+    "--window-size=1100,1180",
 ]
 
 

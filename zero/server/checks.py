@@ -55,8 +55,12 @@ def parse_json(raw):
         raise BadRequest(
             f"the body is not valid JSON: {e.msg} at line {e.lineno}, column {e.colno}"
         ) from None
+    except ValueError as e:  # a number of more than 4300 digits, say
+        raise BadRequest(
+            f"the body is not JSON this server reads: {str(e).split(';')[0]}"
+        ) from None
     except RecursionError:
-        raise BadRequest("the body is not valid JSON here: nested too deeply") from None
+        raise BadRequest("the body is not JSON this server reads: nested too deeply") from None
 
 
 def translate_items(body, config):
