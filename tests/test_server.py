@@ -16,6 +16,7 @@ import sys
 import threading
 import types
 
+import numpy as np
 import pytest
 from served_model import ROOT, prepare_slice, random_model
 
@@ -23,7 +24,7 @@ from zero import config as config_lib
 from zero.errors import UserError
 from zero.modes import MODES
 from zero.server.batcher import Batcher
-from zero.server.engine import weights_unavailable
+from zero.server.engine import weights_unavailable, weights_view
 from zero.server.http_server import Server
 
 DECODE = {"max_decode_extra": 3, "beam_size": 3}  # short outputs (random weights)
@@ -158,6 +159,27 @@ def test_weights_view(server, model):
     assert all(w == 0 for t, row in enumerate(part["matrix"]) for w in row[t + 1 :])
     status, answer = request(server, "POST", "/translator/weights", [{"src": "a"}])
     assert status == 400 and "JSON object" in answer["error"]
+    status, answer = request(server, "POST", "/translator/weights", {"src": "word " * 120})
+    assert (
+        status == 413
+        and "tokens with EOS; the token-weight view takes at most 100" in answer["error"]
+    )
+
+
+def test_weights_view_of_two_parts_right_to_left():
+    """The context-aware backward half: two parts, the final state is the first token's."""
+    mean_w = np.arange(18, dtype=np.float32).reshape(3, 3, 2) / 100
+    record = {
+        "cell": "olrn", "layer": 0, "direction": "bw", "final": 0, "mean_w": mean_w,
+        "tokens": np.array(["a", "b", "</s>"]), "unk": np.array([False, True, False]),
+        "parts": np.array(["x", "fw"]),
+    }  # fmt: skip
+    view = weights_view(record)
+    assert view["state"] == "c_t" and view["unk"] == [False, True, False]
+    assert [p["name"] for p in view["parts"]] == ["x", "fw"]
+    assert view["parts"][1]["final"] == [0.01, 0.03, 0.05]
+    assert view["parts"][0]["matrix"][2] == [0.12, 0.14, 0.16]
+    json.dumps(view)  # plain JSON types only
 
 
 def test_no_weights_for_other_cells():
