@@ -16,6 +16,7 @@ BENCHMARKS = {
     "cells": "bench.cells",
     "model": "bench.model",
     "decode": "bench.decode",
+    "serve": "bench.serve",
     "data": "bench.data",
     "precision": "bench.precision",
     "profile": "bench.profile",

@@ -62,6 +62,7 @@ GROUPS = {
     "schedule": "the learning rate",
     "decoding": "beam search and which weights to decode with",
     "modes": "inputs and outputs of the other modes",
+    "server": "the translation server (--mode serve)",
     "machine": "this process's threads and devices (they may differ between workers)",
 }
 
@@ -287,6 +288,30 @@ SCHEMA = {
     "weights_dir": Key(
         None, str, "weights mode: directory for the .npz, plots and index.html", "modes"
     ),
+    # the server
+    "host": Key("127.0.0.1", str, "address the server listens on (0.0.0.0: every one)", "server"),
+    "port": Key(
+        5000, int, "port the server listens on (0: any free port; it prints which)", "server"
+    ),
+    "serve_threads": Key(
+        16, int, "HTTP worker threads: requests handled at once (more wait their turn)", "server"
+    ),
+    "serve_batch_tokens": Key(
+        4000,
+        int,
+        "source token budget of one decoding batch (sentences x longest, EOS included): the "
+        "decoding thread takes every waiting sentence up to it",
+        "server",
+    ),
+    "serve_wait_ms": Key(
+        20.0,
+        float,
+        "when fewer sentences wait than were in flight at once recently, wait this long at most "
+        "for the rest before decoding (a lone client never waits)",
+        "server",
+    ),
+    "serve_max_items": Key(64, int, "most sentences in one request (more: 413)", "server"),
+    "serve_max_chars": Key(2000, int, "most characters in one sentence (more: 413)", "server"),
     # this process
     "threads": Key(0, int, "intra-op and inter-op threads (0 = TensorFlow's choice)", "machine"),
     "devices": Key(

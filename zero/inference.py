@@ -4,7 +4,9 @@ its ensemble members), what the caller builds on them, a session, their checkpoi
     loaded = inference.load(config, lambda models, vocabs: Probe(models[0], config))
     loaded.sess.run(loaded.outputs.fetch, ...)
 
-`translator(config)` loads the configured Translator (with the configured shortlist).
+`translator(config)` loads the configured Translator (with the configured shortlist);
+`translator(config, extra=...)` builds more on the same models in the same graph and session
+(the server's weights probe).
 """
 
 import tensorflow as tf
@@ -22,12 +24,14 @@ v1 = tf.compat.v1
 
 class Loaded:
     """A restored inference graph: graph, sess, models, outputs (what `build` returned),
-    src_vocab, tgt_vocab (None where the config gives only a size) and checkpoints."""
+    src_vocab, tgt_vocab (None where the config gives only a size), checkpoints, and extra
+    (what translator()'s `extra` built, else None)."""
 
     def __init__(self, graph, sess, models, outputs, vocabs, checkpoints):
         self.graph, self.sess, self.models, self.outputs = graph, sess, models, outputs
         self.src_vocab, self.tgt_vocab = vocabs
         self.checkpoints = checkpoints
+        self.extra = None
 
 
 def restore_models(sess, members):
@@ -78,13 +82,17 @@ def load(config, build, ensemble=True):
     return Loaded(graph, sess, models, outputs, (src_vocab, tgt_vocab), checkpoints)
 
 
-def translator(config, src=None):
+def translator(config, src=None, extra=None):
     """Loaded whose outputs is the configured Translator: beam search over the model and its
     ensemble members, with config.shortlist when set. `src`: a function building the source
-    ids in the graph (export), else they are fed."""
+    ids in the graph (export), else they are fed. `extra(models)`: more outputs on the same
+    models, restored with them, in loaded.extra."""
 
     def build(models, vocabs):
         listed = shortlist.configured(config, vocabs)
-        return Translator(models, config, src=src() if src else None, shortlist=listed)
+        found = Translator(models, config, src=src() if src else None, shortlist=listed)
+        return found, extra(models) if extra else None
 
-    return load(config, build)
+    loaded = load(config, build)
+    loaded.outputs, loaded.extra = loaded.outputs
+    return loaded

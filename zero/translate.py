@@ -12,12 +12,16 @@ from zero.evaluate import postprocess
 
 
 class RawTranslator:
-    """Raw source lines -> raw target lines with one model directory's best/latest weights."""
+    """Raw source lines -> raw target lines with one model directory's best/latest weights.
 
-    def __init__(self, config):
+    `loaded`: an inference.Loaded whose outputs is the Translator, when the caller built the
+    graph itself (the server adds its weights probe to it); else the configured one is loaded.
+    """
+
+    def __init__(self, config, loaded=None):
         self.config = config
         self.pre = preprocess.from_config(config)
-        self.loaded = inference.translator(config)
+        self.loaded = loaded if loaded is not None else inference.translator(config)
         if self.loaded.src_vocab is None or self.loaded.tgt_vocab is None:
             raise UserError("translate mode needs the vocabulary files (src_vocab, tgt_vocab)")
 
@@ -28,23 +32,33 @@ class RawTranslator:
     def nbest(self, lines, n_best):
         """Up to n_best (raw translation, score) pairs per line, best first ([] for an empty
         or blank line)."""
-        tokens = [line.split() for line in self.pre(lines, self.config.src_lang)]
+        tokens = self.tokenize(lines)
         rows = [i for i, t in enumerate(tokens) if t]
         found = self.decode([tokens[i] for i in rows], n_best) if rows else []
         out = [[] for _ in lines]
         for i, hyps in zip(rows, found, strict=True):
-            texts = postprocess([text for text, _ in hyps], self.config.tgt_lang)
-            out[i] = [(text, score) for text, (_, score) in zip(texts, hyps, strict=True)]
+            out[i] = self.detokenize(hyps)
         return out
 
-    def decode(self, sentences, n_best=1):
+    def tokenize(self, lines):
+        """Raw lines -> their BPE'd token lists (empty for a line with no tokens)."""
+        return [line.split() for line in self.pre(lines, self.config.src_lang)]
+
+    def detokenize(self, hyps):
+        """[(BPE'd text, score)] -> [(raw text, score)]: BPE removed, detokenized."""
+        texts = postprocess([text for text, _ in hyps], self.config.tgt_lang)
+        return [(text, score) for text, (_, score) in zip(texts, hyps, strict=True)]
+
+    def decode(self, sentences, n_best=1, batch_tokens=None):
         """Token lists -> n-best [(BPE'd text, score)] each, in length-sorted batches under the
-        token budget cut exactly as test mode cuts a file (the batching affects rounding)."""
+        token budget (decode_batch_tokens unless given) cut exactly as test mode cuts a file
+        (the batching affects rounding)."""
         flat, offsets, lens = encode_rows(sentences, self.loaded.src_vocab)
         order = np.argsort(lens, kind="stable")
         found = [None] * len(sentences)
         translator = self.loaded.outputs
-        for a, b in cut_batches(order, lens + 1, None, self.config.decode_batch_tokens):
+        budget = batch_tokens or self.config.decode_batch_tokens
+        for a, b in cut_batches(order, lens + 1, None, budget):
             batch, _ = pad_rows(flat, offsets, lens, order[a:b])
             ids, scores = translator.run(self.loaded.sess, batch)
             for k, row in enumerate(order[a:b]):

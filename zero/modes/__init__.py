@@ -11,6 +11,7 @@ from zero.modes import (
     export,
     params,
     score,
+    serve,
     shortlist,
     train,
     translate,
@@ -28,6 +29,7 @@ MODES.register(translate.MODE)
 MODES.register(export.MODE)
 MODES.register(weights.MODE)
 MODES.register(shortlist.MODE)
+MODES.register(serve.MODE)
 
 __all__ = ["MODES", "Mode"]
 
