@@ -6,4 +6,5 @@ ZERO_REQUIREMENTS=requirements-dev.txt
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 cd "$ROOT"
 "$PY" -m ruff check . && "$PY" -m ruff format --check .
-exec "$PY" -m pytest -q -p no:cacheprovider "$@"
+# Two worker processes: graph building is single-threaded Python, and CI has 2 cores.
+exec "$PY" -m pytest -q -p no:cacheprovider -n "${ZERO_TEST_WORKERS:-2}" "$@"
