@@ -20,6 +20,8 @@ BENCHMARKS = {
     "precision": "bench.precision",
     "profile": "bench.profile",
     "table": "bench.table",
+    "gpu-ready": "bench.gpu_ready",
+    "gpu-speed": "bench.gpu_speed",
 }
 
 
