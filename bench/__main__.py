@@ -22,6 +22,8 @@ BENCHMARKS = {
     "profile": "bench.profile",
     "table": "bench.table",
     "loop": "bench.loop",
+    "gpu-ready": "bench.gpu_ready",
+    "gpu-speed": "bench.gpu_speed",
 }
 
 

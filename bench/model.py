@@ -97,20 +97,23 @@ def measure(
     sets=(),
     threads=0,
     cpu_time=False,
+    device=None,
 ):
     """Child function: train step and decoding speed, memory and FLOPs of one model. With
-    cpu_time, also the process's CPU time per step (train_cpu_s) and sentence (decode_cpu_ms)."""
+    cpu_time, also the process's CPU time per step (train_cpu_s) and sentence (decode_cpu_ms).
+    With a device (e.g. /gpu:0), the graphs are built on it (None: TensorFlow's placement)."""
     from zero.session import make_session
     from zero.vocab import Vocab, load_vocabs
 
     v1.disable_eager_execution()
+    check_device(device)
     config = common.model_config(cell, size, data_dir, sets, threads)
     _, _, src_size, tgt_size = load_vocabs(config)
     src_vocab = Vocab.load(os.path.join(data_dir, "vocab.en"))
     tgt_vocab = Vocab.load(os.path.join(data_dir, "vocab.de"))
     src, tgt = common.train_batch(data_dir, src_vocab, tgt_vocab, tokens, config.max_len)
     decoding = decode_sentences > 0 and decode_runs > 0
-    graph, g, translator, init = _build(config, src_size, tgt_size, decoding)
+    graph, g, translator, init = _build(config, src_size, tgt_size, decoding, device)
     sess = make_session(config, graph)
     sess.run(init)
     out = {"params": g.num_params, "batch": list(src.shape) + [tgt.shape[1]]}
@@ -133,13 +136,23 @@ def measure(
     return out
 
 
-def _build(config, src_size, tgt_size, decoding):
-    """(graph, TrainGraph, Translator or None, initializer)."""
+def check_device(device):
+    """Exits when `device` is a GPU TensorFlow does not see: with soft placement the graphs
+    would quietly run on the CPU."""
+    if device and "GPU" in device.upper() and not tf.config.list_physical_devices("GPU"):
+        raise SystemExit(
+            f"device {device}: TensorFlow {tf.__version__} sees no GPU (a CPU-only build, or "
+            "no CUDA driver); nothing measured"
+        )
+
+
+def _build(config, src_size, tgt_size, decoding, device=None):
+    """(graph, TrainGraph, Translator or None, initializer), built on `device` if given."""
     from zero.decode import Translator
     from zero.train_graph import TrainGraph
 
     graph = tf.Graph()
-    with graph.as_default():
+    with graph.as_default(), v1.device(device):
         g = TrainGraph(config, src_size, tgt_size)
         translator = Translator([g.model], config) if decoding else None
         init = v1.global_variables_initializer()

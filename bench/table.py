@@ -12,7 +12,10 @@ produces it:
   - decode ms per sentence, beam 4, trained sample models: BENCH/decode.json
     (bash scripts/bench_decode.sh --model-root runs/compare);
   - BLEU of the sample configs trained with an equal budget: COMPARE/<cell>/ (bash
-    scripts/compare_cells.sh): test.score, validation.jsonl (dev BLEU curve, steps, budget).
+    scripts/compare_cells.sh): test.score, validation.jsonl (dev BLEU curve, steps, budget);
+  - when BENCH/gpu.json exists (bash scripts/gpu_check.sh, on a machine with a GPU), the
+    paper-size training step in float32, float16 and bfloat16 and float32 beam-4 decoding on
+    the GPU, as four more columns.
 """
 
 import json
@@ -35,6 +38,13 @@ COLUMNS = (
     "sample chrF2",
     "steps in budget",
     "sample decode ms/sent",
+)
+# Shown when BENCH/gpu.json exists (bash scripts/gpu_check.sh on a machine with a GPU).
+GPU_COLUMNS = (
+    "s/batch ours (GPU) float32",
+    "s/batch ours (GPU) float16",
+    "s/batch ours (GPU) bfloat16",
+    "decode ms/sent ours (GPU)",
 )
 
 
@@ -115,7 +125,7 @@ def vs(value, base):
 
 
 def table_row(cell, at_paper, decoded, run, gru):
-    """One Markdown row; `gru` holds GRU's figures that the "(x)" speedups divide."""
+    """One row's cells; `gru` holds GRU's figures that the "(x)" speedups divide."""
     theirs = paper.row(cell)
     bench = at_paper.get(cell, {})
     params = bench.get("params") or count_params(cell)
@@ -139,7 +149,31 @@ def table_row(cell, at_paper, decoded, run, gru):
         fmt(run.get("steps"), "d"),
         fmt(ms, ".2f") + vs(ms, gru["sample_ms"]),
     ]
-    return "| " + " | ".join(cells) + " |"
+    return cells
+
+
+def gpu_row(cell, on_gpu):
+    """The GPU columns of one row: s/step per precision, float32 decode ms (x over GRU)."""
+    cells = []
+    for precision, key in (*((p, "train_s") for p in ("float32", "float16", "bfloat16")),
+                           ("float32", "decode_ms")):  # fmt: skip
+        value = on_gpu.get(cell, {}).get(precision, {}).get(key)
+        base = on_gpu.get("gru", {}).get(precision, {}).get(key)
+        cells.append(fmt(value, ".2f") + vs(value, base))
+    return cells
+
+
+def gpu_notes(gpu):
+    """How the GPU columns were measured, or the command that measures them."""
+    if gpu is None:
+        return ["GPU columns: run `bash scripts/gpu_check.sh` on a machine with an NVIDIA GPU."]
+    where = "; ".join(gpu.get("gpus") or []) or gpu.get("device", "?")
+    return [
+        f"GPU columns: {where}, TensorFlow {gpu.get('tensorflow', '-')}, {gpu.get('date', '-')}"
+        f": the paper-size models, median of {gpu.get('steps')} training steps of a batch of "
+        f"about {gpu.get('tokens')} source tokens; beam 4 over {gpu.get('decode_sentences')} "
+        "sample test sentences, float32, random weights (scripts/gpu_check.sh)."
+    ]
 
 
 def bench_notes(model, at_paper, decode):
@@ -202,6 +236,8 @@ def bleu_notes(runs):
 def main(args):
     model = read_json(os.path.join(args.bench, "model.json"))
     decode = read_json(os.path.join(args.bench, "decode.json"))
+    gpu = read_json(os.path.join(args.bench, "gpu.json"))
+    columns = COLUMNS + (GPU_COLUMNS if gpu else ())
     at_paper = (model or {}).get("results", {}).get("paper", {})
     decoded = (decode or {}).get("results", {})
     cells = common.table_order()
@@ -212,15 +248,17 @@ def main(args):
         f"TensorFlow {source.get('tensorflow', '-')}; the paper: WMT14 En-De on one GPU."
     )
     print()
-    print("| " + " | ".join(COLUMNS) + " |")
-    print("|---" * len(COLUMNS) + "|")
+    print("| " + " | ".join(columns) + " |")
+    print("|---" * len(columns) + "|")
     gru = {
         "train_s": at_paper.get("gru", {}).get("train_s"),
         "decode_ms": at_paper.get("gru", {}).get("decode_ms"),
         "sample_ms": decoded.get("gru", {}).get("ms"),
     }
     for cell in cells:
-        print(table_row(cell, at_paper, decoded, runs[cell], gru))
+        row = table_row(cell, at_paper, decoded, runs[cell], gru)
+        row += gpu_row(cell, gpu["results"]) if gpu else []
+        print("| " + " | ".join(row) + " |")
     print()
-    for line in bench_notes(model, at_paper, decode) + bleu_notes(runs):
+    for line in bench_notes(model, at_paper, decode) + bleu_notes(runs) + gpu_notes(gpu):
         print(line)

@@ -17,7 +17,8 @@ def _dense(x, w, b=None, w_t=None):
     slower than a plain product for the small per-step products of a loop (measured: 64 x 1024
     by 1024 x 1024, 3.0 vs 0.34 ms). Here dx = dy w_t with w_t = w^T materialised once:
     passed in by callers inside a loop (so it is not redone every step), else built with the
-    gradient.
+    gradient. cuBLAS transposes for free, so on a GPU this gains nothing and holds a copy of
+    the weights through the step; kept for one code path (docs/DESIGN.md, Running on GPUs).
 
     In a reduced precision (rnns.precision) the product and both gradient products run in
     that dtype: x and dy are cast per call, w and w_t once per graph (outside any loop); the

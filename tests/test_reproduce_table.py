@@ -21,9 +21,11 @@ tokenized BLEU (case-insensitive) = {tok} 55.3/29.4/18.5/12.2 (BP = 0.924 ratio 
 """  # noqa: E501 (scripts/score.sh output, verbatim)
 
 
-def _table(tmp_path, cells_trained):
+def _table(tmp_path, cells_trained, gpu=None):
     bench, compare = tmp_path / "bench", tmp_path / "compare"
     bench.mkdir()
+    if gpu is not None:
+        (bench / "gpu.json").write_text(json.dumps(gpu))
     paper = {
         c: {"params": 1e8 + i, "train_s": 2.0 + i, "decode_ms": 100.0 + 10 * i, "src_tokens": 1990,
             "decode_sentences": 200}
@@ -70,6 +72,26 @@ def test_table_reads_every_result(tmp_path):
     assert "GRU: 500: 5.5, 1000: 12.2 (0.60 cpu s/step)" in out
     assert "600 cpu-clock seconds per cell, learning-rate schedule stretched" in out
     assert "bench_decode.sh --model-root runs/compare` first" in out
+    assert "ours (GPU)" not in out and "run `bash scripts/gpu_check.sh` on a machine" in out
+
+
+def test_gpu_columns_when_gpu_results_exist(tmp_path):
+    """bench gpu-speed's results (scripts/gpu_check.sh) add four columns after the others."""
+    results = {
+        "gru": {p: {"train_s": 1.0, "decode_ms": 20.0} for p in ("float32", "float16")},
+        "lrn": {"float32": {"train_s": 0.5, "decode_ms": 16.0}, "float16": {"error": "OOM"},
+                "bfloat16": {"train_s": 0.25}},
+    }  # fmt: skip
+    gpu = {"date": "2026-02-03", "tensorflow": "9.9", "gpus": ["GPU 0: Test GPU (UUID: x)"],
+           "steps": 20, "tokens": 3000, "decode_sentences": 200, "results": results}  # fmt: skip
+    out, rows = _table(tmp_path, ["gru"], gpu)
+    assert "| s/batch ours (GPU) float32 | s/batch ours (GPU) float16 |" in out
+    assert rows["GRU"][-4:] == ["1.00 (1.00x)", "1.00 (1.00x)", "-", "20.00 (1.00x)"]
+    assert rows["LRN"][-4:] == ["0.50 (2.00x)", "-", "0.25", "16.00 (1.25x)"]
+    assert rows["LSTM"][-4:] == ["-"] * 4
+    assert rows["GRU"][:3] == ["206M", "100.0M", "2.67 (1.00x)"]  # the other columns stay
+    assert "GPU columns: GPU 0: Test GPU (UUID: x), TensorFlow 9.9, 2026-02-03" in out
+    assert "median of 20 training steps of a batch of about 3000 source tokens" in out
 
 
 def test_paper_columns_come_from_bench_paper(tmp_path):

@@ -22,66 +22,78 @@ from zero.vocab import EOS, PAD, UNK, load_vocabs
 
 v1 = tf.compat.v1
 SIGNATURE = "serving_default"
+# Where the text processing around the model runs, whatever device the model is on: strings
+# stay on the CPU by design (docs/DESIGN.md, "Running on GPUs").
+HOST = "/device:CPU:0"
 
 
 def _source_ids(source, vocab):
     """source [B] strings -> [B, S] int32 ids, EOS after each sentence, PAD after that; and
-    the number of words of each sentence [B]."""
-    words = tf.strings.split(source)  # ragged [B, None], any run of whitespace separates
-    table = tf.lookup.StaticHashTable(
-        tf.lookup.KeyValueTensorInitializer(
-            tf.constant(vocab.tokens), tf.range(len(vocab), dtype=tf.int64)
-        ),
-        default_value=UNK,
-    )
-    ids = tf.cast(tf.ragged.map_flat_values(table.lookup, words), tf.int32)
-    eos = tf.RaggedTensor.from_tensor(tf.fill([tf.shape(source)[0], 1], EOS))
-    ids = tf.concat([ids, eos], axis=1).to_tensor(default_value=PAD)
-    # Grappler's arithmetic optimizer regroups products (e.g. in layer norm) when it can infer
-    # shapes, and the different rounding can flip beam decisions. Behind a placeholder of
-    # unknown shape the model graph is optimised exactly as test mode's fed one: same scores.
-    ids = v1.placeholder_with_default(ids, shape=None)
-    ids.set_shape([None, None])
-    return ids, tf.cast(words.row_lengths(), tf.int32)
+    the number of words of each sentence [B]. On the CPU by design (HOST): strings and the
+    vocabulary table have no GPU kernels; only the ids go to the model's device."""
+    with tf.device(HOST), tf.name_scope("source_ids"):
+        words = tf.strings.split(source)  # ragged [B, None], any run of whitespace separates
+        table = tf.lookup.StaticHashTable(
+            tf.lookup.KeyValueTensorInitializer(
+                tf.constant(vocab.tokens), tf.range(len(vocab), dtype=tf.int64)
+            ),
+            default_value=UNK,
+        )
+        ids = tf.cast(tf.ragged.map_flat_values(table.lookup, words), tf.int32)
+        eos = tf.RaggedTensor.from_tensor(tf.fill([tf.shape(source)[0], 1], EOS))
+        ids = tf.concat([ids, eos], axis=1).to_tensor(default_value=PAD)
+        # Grappler's arithmetic optimizer regroups products (e.g. in layer norm) when it can
+        # infer shapes, and the different rounding can flip beam decisions. Behind a placeholder
+        # of unknown shape the model graph is optimised exactly as test mode's fed one: same
+        # scores.
+        ids = v1.placeholder_with_default(ids, shape=None)
+        ids.set_shape([None, None])
+        return ids, tf.cast(words.row_lengths(), tf.int32)
 
 
-def _target_text(ids, vocab):
-    """ids [B, T] (a hypothesis, then EOS padding) -> [B] strings of space-joined tokens."""
-    lengths = tf.reduce_sum(tf.math.cumprod(tf.cast(tf.not_equal(ids, EOS), tf.int32), 1), 1)
-    tokens = tf.gather(tf.constant(vocab.tokens), ids)
-    return tf.strings.reduce_join(
-        tf.RaggedTensor.from_tensor(tokens, lengths=lengths), axis=1, separator=" "
+def _target_text(ids, vocab, empty):
+    """ids [B, T] (a hypothesis, then EOS padding) -> [B] strings of space-joined tokens, ""
+    where `empty` [B]. On the CPU by design (HOST), like _source_ids."""
+    with tf.device(HOST), tf.name_scope("target_text"):
+        ends = tf.math.cumprod(tf.cast(tf.not_equal(ids, EOS), tf.int32), 1)
+        lengths = tf.reduce_sum(ends, 1)
+        tokens = tf.gather(tf.constant(vocab.tokens), ids)
+        text = tf.strings.reduce_join(
+            tf.RaggedTensor.from_tensor(tokens, lengths=lengths), axis=1, separator=" "
+        )
+        return tf.where(empty, "", text)
+
+
+def serving_signature(config, models, vocabs):
+    """In the current graph: the serving signature over `models` (BPE'd source strings in,
+    translation and score out) and the op the loader runs after it restored the weights."""
+    src_vocab, tgt_vocab = vocabs
+    source = v1.placeholder(tf.string, [None], name="source")
+    ids, num_words = _source_ids(source, src_vocab)
+    listed = shortlist.configured(config, vocabs)
+    translator = Translator(models, config, src=ids, shortlist=listed)
+    empty = tf.equal(num_words, 0)  # an empty line gives an empty translation, as test mode
+    text = _target_text(translator.ids[:, 0], tgt_vocab, empty)
+    score = tf.where(empty, 0.0, translator.scores[:, 0])
+    outputs = {"translation": tf.identity(text, "translation"), "score": score}
+    signature = v1.saved_model.signature_def_utils.predict_signature_def(
+        {"source": source}, outputs
     )
+    # Run by the loader after it restored the weights: the vocabulary tables and the decoder's
+    # lookup table. Built before the session runs anything: grouping the initialisers marks
+    # their ops, which TensorFlow refuses for ops a session has seen.
+    ready = [v1.tables_initializer()]
+    if translator.refresh is not None:
+        ready.append(translator.refresh)
+    return signature, tf.group(*ready)
 
 
 def serving_graph(config):
-    """The restored serving graph: inference.Loaded whose outputs are (inputs, outputs), the
-    signature's tensors."""
+    """The restored serving graph: inference.Loaded whose outputs are serving_signature's."""
     src_vocab, tgt_vocab, _, _ = load_vocabs(config)
     if src_vocab is None or tgt_vocab is None:
         raise UserError("export mode needs the vocabulary files (src_vocab, tgt_vocab)")
-
-    def build(models, vocabs):
-        source = v1.placeholder(tf.string, [None], name="source")
-        ids, num_words = _source_ids(source, src_vocab)
-        listed = shortlist.configured(config, vocabs)
-        translator = Translator(models, config, src=ids, shortlist=listed)
-        empty = tf.equal(num_words, 0)  # an empty line gives an empty translation, as test mode
-        text = tf.where(empty, "", _target_text(translator.ids[:, 0], tgt_vocab))
-        score = tf.where(empty, 0.0, translator.scores[:, 0])
-        outputs = {"translation": tf.identity(text, "translation"), "score": score}
-        signature = v1.saved_model.signature_def_utils.predict_signature_def(
-            {"source": source}, outputs
-        )
-        # Run by the loader after it restored the weights: the vocabulary tables and the
-        # decoder's lookup table. Built before the session runs anything: grouping the
-        # initialisers marks their ops, which TensorFlow refuses for ops a session has seen.
-        ready = [v1.tables_initializer()]
-        if translator.refresh is not None:
-            ready.append(translator.refresh)
-        return signature, tf.group(*ready)
-
-    return inference.load(config, build)
+    return inference.load(config, lambda models, vocabs: serving_signature(config, models, vocabs))
 
 
 def _check_target(export_dir):

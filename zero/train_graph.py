@@ -48,12 +48,15 @@ class TrainGraph:
         )
         self.halve_lr = self.lr_scale.assign(self.lr_scale * 0.5)
         # Loop state (data position, best BLEU, ...) saved inside every checkpoint as JSON, so
-        # a checkpoint is the whole truth about where training was.
-        self.train_state = v1.get_variable(
-            "train_state", [], tf.string, tf.constant_initializer(""), trainable=False
-        )
-        self.train_state_in = v1.placeholder(tf.string, [])
-        self.set_train_state = self.train_state.assign(self.train_state_in)
+        # a checkpoint is the whole truth about where training was. On the CPU by design: a
+        # string variable has no GPU kernel, and the loop touches it only around checkpoints.
+        with tf.device(self.replicas.cluster.cpu()):
+            self.train_state = v1.get_variable(
+                "train_state", [], tf.string, tf.constant_initializer(""), trainable=False
+            )
+            with tf.name_scope("train_state_feed"):
+                self.train_state_in = v1.placeholder(tf.string, [])
+                self.set_train_state = self.train_state.assign(self.train_state_in)
         # The step the schedule is evaluated at: the global step, or (lr_progress: time) the
         # fraction of the time budget used, scaled to max_steps, fed by the loop.
         self.schedule_step = v1.placeholder_with_default(
