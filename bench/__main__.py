@@ -22,6 +22,7 @@ BENCHMARKS = {
     "profile": "bench.profile",
     "table": "bench.table",
     "loop": "bench.loop",
+    "peers": "bench.peers",
     "gpu-ready": "bench.gpu_ready",
     "gpu-speed": "bench.gpu_speed",
 }

@@ -284,3 +284,10 @@ def train_batch(data_dir, src_vocab, tgt_vocab, tokens=2000, max_len=80, pool=20
     src = pad_rows(*encode_rows([p[0] for p in chosen], src_vocab), rows)[0]
     tgt = pad_rows(*encode_rows([p[1] for p in chosen], tgt_vocab), rows)[0]
     return src, tgt
+
+
+def write_text(path, text):
+    """A file the benchmarks write (through zero.textio: atomic, directories made)."""
+    from zero.textio import atomic_write_text
+
+    atomic_write_text(path, text)

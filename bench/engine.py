@@ -29,6 +29,9 @@ v1 = tf.compat.v1
 
 EXACT = "exact (all on)"
 PATHS = ("baseline", "drop finished", "vocab table", "shared memory", "row top-k", EXACT)
+# With finished sentences leaving, larger batches waste nothing: the exact path with 2x and 4x
+# decode_batch_tokens (the same translations up to rounding, which batch sizes change).
+BIGGER = ("exact, 2x batches", "exact, 4x batches")
 APPROXIMATE = ("bfloat16", "shortlist", "shortlist+bfloat16")
 # Op time by what the op belongs to: first match of the node name wins.
 PARTS = (
@@ -53,6 +56,8 @@ def variant_configs(config):
     paths.update({name: {**off, key: True} for name, key in names.items()})
     on = dict.fromkeys(TECHNIQUES, True)
     paths[EXACT] = on
+    for name, scale in zip(BIGGER, (2, 4), strict=True):
+        paths[name] = {**on, "decode_batch_tokens": scale * config.decode_batch_tokens}
     paths["bfloat16"] = {**on, "precision": "bfloat16"}
     paths["shortlist"] = {**on, "shortlist": config.shortlist}
     paths["shortlist+bfloat16"] = {**on, "shortlist": config.shortlist, "precision": "bfloat16"}
@@ -96,13 +101,16 @@ def _decode_pass(sess, translator, batches, vocab):
 
 
 def time_paths(loaded, batches, runs):
-    """{path: {seconds: [...], rows: ...}}, the paths interleaved in each of `runs` rounds."""
+    """{path: {seconds: [...], rows: ...}}, the paths interleaved in each of `runs` rounds;
+    batches: {path: its batches}."""
     out = {name: {"seconds": []} for name in loaded.outputs}
-    for translator in loaded.outputs.values():  # warm-up: graph optimisation, tables
-        translator.run(loaded.sess, batches[0]["src"])
+    for name, translator in loaded.outputs.items():  # warm-up: graph optimisation, tables
+        translator.run(loaded.sess, batches[name][0]["src"])
     for _ in range(runs):
         for name, translator in loaded.outputs.items():
-            seconds, rows, sizes = _decode_pass(loaded.sess, translator, batches, loaded.tgt_vocab)
+            seconds, rows, sizes = _decode_pass(
+                loaded.sess, translator, batches[name], loaded.tgt_vocab
+            )
             out[name]["seconds"].append(seconds)
             out[name]["rows"], out[name]["output_sizes"] = sorted(rows), sizes
     return out
@@ -184,7 +192,15 @@ def measure(model_dir, data_dir, *, sentences, runs, trace_batches, threads, set
     config["shortlist"] = _shortlist(config, model_dir)
     loaded = inference.load(config, _build(config, variant_configs(config)), ensemble=False)
     src = os.path.join(data_dir, "test.bpe.en")
-    batches = list(EvalBatches(src, loaded.src_vocab, config.decode_batch_tokens, limit=sentences))
+    paths = variant_configs(config)
+    budgets = {
+        n: p.get("decode_batch_tokens", config.decode_batch_tokens) for n, p in paths.items()
+    }
+    cut = {
+        b: list(EvalBatches(src, loaded.src_vocab, b, limit=sentences))
+        for b in set(budgets.values())
+    }
+    batches = {name: cut[b] for name, b in budgets.items()}
     peak_config = common.session_config(threads)
     peak = common.matmul_peak(config=peak_config)
     results = time_paths(loaded, batches, runs)
@@ -194,19 +210,19 @@ def measure(model_dir, data_dir, *, sentences, runs, trace_batches, threads, set
     baseline_texts = [text for _, text, _, _ in results["baseline"]["rows"]]
     for name, r in results.items():
         cfg = config_lib.Config({**config, **variant_configs(config)[name]})
-        r["flops"] = work(cfg, batches, r)
+        r["flops"] = work(cfg, batches[name], r)
         r["bleu"] = bleu(r["rows"], refs, config.tgt_lang)
         r["all_steps"] = sum(s for _, _, s, _ in r["rows"])
         r["wasted_steps"] = sum(s - exact_steps[i] for i, _, s, _ in r["rows"])
         r["tokens"] = sum(n for _, _, _, n in r["rows"])
         texts = [text for _, text, _, _ in r["rows"]]
         r["changed"] = sum(a != b for a, b in zip(baseline_texts, texts, strict=True))
-    traced = batches[:trace_batches]
+    traced = batches["baseline"][:trace_batches]
     parts = {name: breakdown(loaded, name, traced) for name in ("baseline", EXACT)}
     return {
         "peak_gflops": peak,
-        "sentences": sum(len(b["index"]) for b in batches),
-        "batches": len(batches),
+        "sentences": sum(len(b["index"]) for b in batches["baseline"]),
+        "batches": len(batches["baseline"]),
         "config": {
             k: config[k] for k in ("cell", "hidden_size", "beam_size", "decode_batch_tokens")
         },
@@ -238,7 +254,7 @@ def report(out):
         f"{'path':<20} {'ms/sent':>8} {'sent/s':>8} {'tok/s':>9} {'xbase':>7} {'steps':>6} "
         f"{'GFLOP/s':>8} {'%bound':>7} {'BLEU':>6} {'changed':>7}"
     )
-    for name in PATHS + APPROXIMATE:
+    for name in PATHS + BIGGER + APPROXIMATE:
         print(_line(name, paths[name], base, peak, n))
     print(
         f"\npadding waste: the baseline runs {paths['baseline']['all_steps'] / n:.1f} decoder "

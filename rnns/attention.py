@@ -71,6 +71,10 @@ class Attention:
         a beam: the memory and keys are not copied K times) -> (context [B, (K,) d_mem],
         weights [B, (K,) S] or [B, (K,) heads, S])."""
         self.build(memory.shape[-1])
+        with tf.name_scope(self.scope):  # its ops by name in traces
+            return self._attend(query, keys, memory, memory_mask)
+
+    def _attend(self, query, keys, memory, memory_mask):
         scores = self.scores(query, keys)
         if memory_mask is not None:
             valid = tf.cast(memory_mask, tf.float32) > 0  # [B, S]
