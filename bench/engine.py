@@ -32,7 +32,7 @@ PATHS = ("baseline", "drop finished", "vocab table", "shared memory", "row top-k
 # With finished sentences leaving, larger batches waste nothing: the exact path with 2x and 4x
 # decode_batch_tokens (the same translations up to rounding, which batch sizes change).
 BIGGER = ("exact, 2x batches", "exact, 4x batches")
-APPROXIMATE = ("bfloat16", "shortlist", "shortlist+bfloat16")
+APPROXIMATE = ("bfloat16", "shortlist", "early stop", "shortlist+early stop", "shortlist+bfloat16")
 # Op time by what the op belongs to: first match of the node name wins.
 PARTS = (
     (
@@ -59,6 +59,8 @@ def variant_configs(config):
     for name, scale in zip(BIGGER, (2, 4), strict=True):
         paths[name] = {**on, "decode_batch_tokens": scale * config.decode_batch_tokens}
     paths["bfloat16"] = {**on, "precision": "bfloat16"}
+    paths["early stop"] = {**on, "decode_early_stop": True}
+    paths["shortlist+early stop"] = {**paths["early stop"], "shortlist": config.shortlist}
     paths["shortlist"] = {**on, "shortlist": config.shortlist}
     paths["shortlist+bfloat16"] = {**on, "shortlist": config.shortlist, "precision": "bfloat16"}
     return paths
@@ -256,8 +258,10 @@ def report(out):
     )
     for name in PATHS + BIGGER + APPROXIMATE:
         print(_line(name, paths[name], base, peak, n))
+    sizes = paths["shortlist"]["output_sizes"]
+    print(f"\nshortlist: {sum(sizes) / len(sizes):.0f} output words per batch on average")
     print(
-        f"\npadding waste: the baseline runs {paths['baseline']['all_steps'] / n:.1f} decoder "
+        f"padding waste: the baseline runs {paths['baseline']['all_steps'] / n:.1f} decoder "
         f"steps per sentence, the sentences needed {paths[EXACT]['all_steps'] / n:.1f}: "
         f"{100 * waste(paths['baseline']):.1f}% of its steps are for finished sentences"
     )

@@ -69,3 +69,22 @@ def test_techniques_change_no_output(cell, beam):
 def test_techniques_change_no_output_of_an_ensemble(beam):
     out = _decode("lrn", beam, members=2)
     _assert_same(out["off"], out["on"])
+
+
+def test_early_stop_runs_fewer_steps():
+    """decode_early_stop (approximate) stops sentences sooner, never later, and still gives a
+    finished hypothesis ending in EOS with a finite score for every sentence."""
+    base = tiny_config(beam_size=4, max_decode_extra=6, num_encoder_layers=1)
+    with tf.Graph().as_default():
+        model = Model(base, 20, 20)
+        exact = Translator([model], base)
+        early = Translator([model], config_lib.Config({**base, "decode_early_stop": True}))
+        init = v1.global_variables_initializer()
+        with make_session() as sess:
+            sess.run(init)
+            randomize(sess, scale=1.0, seed=3)
+            src = pad(random_sentences(np.random.default_rng(0), 9, 20, max_len=6))
+            (_, _, a), (ids, scores, b) = (t.run_with_details(sess, src) for t in (exact, early))
+    assert (b["steps"] <= a["steps"]).all() and b["steps"].sum() < a["steps"].sum()
+    assert np.isfinite(scores[:, 0]).all() and (scores[:, 0] > NEG_INF / 10).all()
+    assert all(3 in row for row in ids[:, 0].tolist())  # EOS

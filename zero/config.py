@@ -248,6 +248,13 @@ SCHEMA = {
         "every row (exact)",
         "decoding",
     ),
+    "decode_early_stop": Key(
+        False,
+        bool,
+        "stop a sentence's beam when no alive hypothesis beats its finished ones at the next "
+        "length, not at the maximum one (approximate: most sentences stop steps earlier)",
+        "decoding",
+    ),
     "shortlist": Key(
         None,
         str,

@@ -92,9 +92,9 @@ class Translator:
         drop = config.decode_drop_finished
         if config.beam_size <= 1:
             return search.Greedy(self._step, scorer, drop)
-        shared = config.decode_shared_memory
+        shared, early = config.decode_shared_memory, config.decode_early_stop
         return search.BeamSearch(
-            self._step, scorer, config.beam_size, config.length_penalty, drop, shared
+            self._step, scorer, config.beam_size, config.length_penalty, drop, shared, early
         )
 
     def _step(self, ids, states, cache, beam=None):

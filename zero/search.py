@@ -12,7 +12,9 @@ into candidates (zero/candidates.py).
 The beam keeps K alive hypotheses and K finished ones ranked by the GNMT length-normalised
 score. A sentence is done when no alive hypothesis can still beat its worst finished one even
 at the maximum length (an exact bound: log-probabilities only fall and, for alpha >= 0, the
-penalty only grows), or when it reached its maximum length. With `drop_finished` a done
+penalty only grows), or when it reached its maximum length. `early_stop` (approximate) takes
+the bound at the next length instead, as if longer hypotheses could not gain from the penalty:
+sentences stop near their output length rather than near the bound's. With `drop_finished` a done
 sentence leaves the loop: its hypotheses are written to the output and its rows removed from
 every loop tensor, so later steps compute only for sentences still running. Without it every
 sentence runs until the last one is done; the outputs are the same, since a done sentence's
@@ -57,10 +59,13 @@ def _pad_time(seq, length):
 class BeamSearch:
     """Beam search over `step` with beam size k (see the module docstring)."""
 
-    def __init__(self, step, scorer, k, alpha, drop_finished=True, shared_cache=True):
+    def __init__(
+        self, step, scorer, k, alpha, drop_finished=True, shared_cache=True, early_stop=False
+    ):
         self.step, self.scorer = step, scorer
         self.k, self.alpha = int(k), float(alpha)
         self.drop_finished, self.shared_cache = drop_finished, shared_cache
+        self.early_stop = early_stop
 
     def __call__(self, states, cache, max_lengths):
         s = self._start(states, cache, max_lengths)
@@ -110,7 +115,10 @@ class BeamSearch:
         """[b]: whether sentence i can still change its finished hypotheses."""
         # The best alive hypothesis (after the first expansion an EOS in slot 0 leaves
         # NEG_INF there: slot 0 is not always the best one).
-        best = tf.reduce_max(s["alive_lp"], 1) / length_penalty(s["max_len"], self.alpha)
+        # early_stop (approximate): as if a hypothesis could not gain from growing longer,
+        # the bound at the next length instead of the maximum one.
+        length = s["t"] + 1 if self.early_stop else s["max_len"]
+        best = tf.reduce_max(s["alive_lp"], 1) / length_penalty(length, self.alpha)
         worst_finished = tf.reduce_min(s["fin_scores"], 1)
         return (best > worst_finished) & (s["t"] < s["max_len"])
 
