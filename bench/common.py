@@ -56,8 +56,8 @@ def add_cells_argument(parser, default):
     )
 
 
-def add_model_arguments(parser, threads=0):
-    """--data, --set and --threads: the sample data and the config of every model."""
+def add_data_arguments(parser, sets_help):
+    """--data (the prepared sample) and --set (config overrides, `sets_help` says of what)."""
     parser.add_argument("--data", default=DATA, help=f"prepared sample data (default {DATA})")
     parser.add_argument(
         "--set",
@@ -65,8 +65,13 @@ def add_model_arguments(parser, threads=0):
         default=[],
         metavar="KEY=VALUE",
         dest="sets",
-        help="config override for every model, e.g. hidden_size=64 (repeatable)",
+        help=f"config override for {sets_help} (repeatable)",
     )
+
+
+def add_model_arguments(parser, threads=0):
+    """--data, --set and --threads: the sample data and the config of every model."""
+    add_data_arguments(parser, "every model, e.g. hidden_size=64")
     parser.add_argument(
         "--threads",
         type=int,

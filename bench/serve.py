@@ -27,8 +27,9 @@ import urllib.parse
 
 import numpy as np
 
+from bench import common
 from bench.child import run_in_child
-from bench.common import DATA, ROOT, check_data, fmt
+from bench.common import ROOT, check_data, fmt
 
 SERVING = "serving on "
 HANG_GUARD = 600  # seconds before a request or the server's start counts as hung
@@ -43,15 +44,7 @@ def add_arguments(parser):
     parser.add_argument(
         "--sentences", type=int, default=400, help="sentences of DATA/test.en (default 400)"
     )
-    parser.add_argument("--data", default=DATA, help=f"prepared sample data (default {DATA})")
-    parser.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        dest="sets",
-        help="config override for the server and translate mode, e.g. threads=2 (repeatable)",
-    )
+    common.add_data_arguments(parser, "the server and translate mode, e.g. threads=2")
 
 
 def _config(model, sets):
