@@ -6,7 +6,7 @@ graph, so a server needs no code from this project: whitespace split, vocabulary
 vocabularies are constants of the graph; unknown words -> <unk>), EOS and padding, the
 model's beam search, and ids back to a string. The tokenizer and BPE settings go along in
 assets.extra/ (prep.json and the files it names), which servers ignore; a client can apply
-them with zero.prepare.Preprocessor(EXPORT_DIR/assets.extra).
+them with zero.preprocess.Preprocessor(EXPORT_DIR/assets.extra).
 """
 
 import json
