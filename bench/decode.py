@@ -134,8 +134,7 @@ def measure(cell, data_dir, model_root, *, sentences, warmup, runs, threads=0, s
     def decode_all():
         steps.clear()
         lengths.clear()
-        for b in batches:
-            ids, _ = translator.run(sess, b["src"])
+        for b, (ids, _) in translator.run_batches(sess, batches, source=lambda b: b["src"]):
             steps.append(ids.shape[-1] * len(b["index"]))
             best = ids[:, 0, :]
             lengths.extend(int(row.tolist().index(EOS)) if EOS in row else len(row) for row in best)

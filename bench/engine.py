@@ -3,8 +3,9 @@ switchable, all measured side by side in one process on the same batches.
 
 For the model directory's best checkpoint and the test set of --data (test.bpe.en, test.de):
   - the baseline path: the original search, every technique of zero.decode.TECHNIQUES off;
-  - each exact technique alone, then all of them (the exact path; its outputs are the
-    baseline's, token for token: checked here too);
+  - each exact technique alone, two batches decoded at once (decode_parallel_batches 2),
+    then all of them (the exact path; its outputs are the baseline's, token for token, up to
+    rounding: the changed column counts the sentences that differ);
   - bfloat16 matrix products, the output shortlist (the model directory's shortlist.npz,
     built if missing), and both together (the approximate paths).
 Each is decoded --runs times, interleaved with the others so they share the machine's state,
@@ -28,7 +29,8 @@ from bench import common, flops
 v1 = tf.compat.v1
 
 EXACT = "exact (all on)"
-PATHS = ("baseline", "drop finished", "vocab table", "shared memory", "row top-k", EXACT)
+TWO = "2 batches at once"
+PATHS = ("baseline", "drop finished", "vocab table", "shared memory", "row top-k", TWO, EXACT)
 # With finished sentences leaving, larger batches waste nothing: the exact path with 2x and 4x
 # decode_batch_tokens (the same translations up to rounding, which batch sizes change).
 BIGGER = ("exact, 2x batches", "exact, 4x batches")
@@ -50,11 +52,12 @@ def variant_configs(config):
     """{path name: config overrides} of every path measured."""
     from zero.decode import TECHNIQUES
 
-    off = dict.fromkeys(TECHNIQUES, False)
+    off = {**dict.fromkeys(TECHNIQUES, False), "decode_parallel_batches": 1}
     names = dict(zip(PATHS[1:5], TECHNIQUES, strict=True))
     paths = {"baseline": off}
     paths.update({name: {**off, key: True} for name, key in names.items()})
-    on = dict.fromkeys(TECHNIQUES, True)
+    paths[TWO] = {**off, "decode_parallel_batches": 2}
+    on = {**dict.fromkeys(TECHNIQUES, True), "decode_parallel_batches": 2}
     paths[EXACT] = on
     for name, scale in zip(BIGGER, (2, 4), strict=True):
         paths[name] = {**on, "decode_batch_tokens": scale * config.decode_batch_tokens}
@@ -92,8 +95,8 @@ def _decode_pass(sess, translator, batches, vocab):
     from zero.decode import strip_eos
 
     rows, sizes, start = [], [], time.perf_counter()
-    for batch in batches:
-        ids, _, more = translator.run_with_details(sess, batch["src"])
+    found = translator.run_batches(sess, batches, details=True, source=lambda b: b["src"])
+    for batch, (ids, _, more) in found:
         sizes.append(int(more["output_size"]))
         for r, index in enumerate(batch["index"]):
             best = strip_eos(ids[r, 0])

@@ -173,8 +173,7 @@ def _decode_speed(sess, translator, batches, runs, cpu_time):
 
     def decode_all():
         steps.clear()
-        for b in batches:
-            ids, _ = translator.run(sess, b["src"])
+        for b, (ids, _) in translator.run_batches(sess, batches, source=lambda b: b["src"]):
             steps.append(ids.shape[-1] * len(b["index"]))
 
     times = common.times_ms(decode_all, 0, runs, cpu)
@@ -219,7 +218,8 @@ def print_table(size, results, peak):
 
 
 def print_summary(results, peak):
-    """The paper-size summary lines (LRN against GRU, lowest utilisation of the peak)."""
+    """The summary lines: LRN against GRU at the paper size, the lowest utilisation of the
+    peak per size."""
     at_paper = results.get("paper", {})
     if "lrn" in at_paper and "gru" in at_paper:
         lrn, gru = at_paper["lrn"], at_paper["gru"]
@@ -229,11 +229,13 @@ def print_summary(results, peak):
         if lrn.get("decode_ms") and gru.get("decode_ms"):
             speed = gru["decode_ms"] / lrn["decode_ms"]
             print(f"LRN/GRU decode speedup (paper size): {speed:.2f}x")
-    if at_paper:
-        util = {c: 100 * r["flops"] / r["train_s"] / 1e9 / peak for c, r in at_paper.items()}
+    for size in ("paper", "sample"):
+        if not results.get(size):
+            continue
+        util = {c: 100 * r["flops"] / r["train_s"] / 1e9 / peak for c, r in results[size].items()}
         low = min(util, key=util.get)
         print(
-            f"Lowest train step utilisation of matmul peak (paper size): {util[low]:.0f}% "
+            f"Lowest train step utilisation of matmul peak ({size} size): {util[low]:.0f}% "
             f"({common.shown(low)})"
         )
 

@@ -22,13 +22,14 @@ budget, its cosine schedule sized to the steps that fit), decodes the sample tes
 4, and is scored with sacreBLEU: one system at a time, on an otherwise idle machine.
 """
 
-import json
 import os
 import re
 import statistics
 import subprocess
 import sys
 import time
+
+import yaml
 
 from bench import common, flops
 
@@ -119,7 +120,7 @@ def peer_vocab(src, dst):
 
 
 def peer_config(data, name, max_step, decay_steps, threads_note=""):
-    """The peer's YAML config (JSON is YAML): data, Adam with the sample configs' peak
+    """The peer's YAML config: data, Adam with the sample configs' peak
     learning rate and a cosine decay over decay_steps, 3000-token batches."""
     work = os.path.join(common.ROOT, WORK)
     return {
@@ -169,7 +170,8 @@ def run_peer(data, name, threads, max_step, decay_steps, budget=None):
         peer_vocab(os.path.join(data, f"vocab.{side}"), os.path.join(work, f"vocab.{side}"))
     common.write_text(os.path.join(work, "model.py"), PEER_MODEL)
     config = os.path.join(work, f"{name}.yml")
-    common.write_text(config, json.dumps(peer_config(data, name, max_step, decay_steps)))
+    # yaml, not json: YAML 1.1 reads json's 1e-09 as a string
+    common.write_text(config, yaml.safe_dump(peer_config(data, name, max_step, decay_steps)))
     subprocess.run(["rm", "-rf", os.path.join(work, name)], check=True)
     if budget:
         common.write_text(os.path.join(work, "timed.py"), PEER_TIMED)
@@ -192,7 +194,7 @@ def _run(command, log_path, env=None):
 
 def peer_throughput(log):
     """(median target tokens/s after the first fifth of the reports, steps reached)."""
-    rows = [(int(m[1]), float(m[2]), int(m[4])) for m in ONMT_LINE.findall(log)]
+    rows = [(int(m[0]), float(m[1]), int(m[3])) for m in ONMT_LINE.findall(log)]
     if not rows:
         raise SystemExit("no OpenNMT-tf progress lines in its log")
     used = rows[len(rows) // 5 :]

@@ -88,3 +88,24 @@ def test_early_stop_runs_fewer_steps():
     assert (b["steps"] <= a["steps"]).all() and b["steps"].sum() < a["steps"].sum()
     assert np.isfinite(scores[:, 0]).all() and (scores[:, 0] > NEG_INF / 10).all()
     assert all(3 in row for row in ids[:, 0].tolist())  # EOS
+
+
+def test_parallel_batches_give_the_sequential_results_in_order():
+    """decode_parallel_batches decodes several batches at once in threads: every batch's
+    hypotheses and scores equal decoding it alone, and results come back in batch order."""
+    base = tiny_config(beam_size=4, max_decode_extra=6, num_encoder_layers=1)
+    rng = np.random.default_rng(1)
+    batches = [pad(random_sentences(rng, n, 20, max_len=3 + n % 4)) for n in range(1, 12)]
+    with tf.Graph().as_default():
+        model = Model(base, 20, 20)
+        alone = Translator([model], config_lib.Config({**base, "decode_parallel_batches": 1}))
+        three = Translator([model], config_lib.Config({**base, "decode_parallel_batches": 3}))
+        init = v1.global_variables_initializer()
+        with make_session() as sess:
+            sess.run(init)
+            randomize(sess, scale=1.0, seed=3)
+            expected = [alone.run(sess, b) for b in batches]
+            got = list(three.run_batches(sess, batches))
+    assert [b is g for b, (g, _) in zip(batches, got, strict=True)] == [True] * len(batches)
+    for want, (_, found) in zip(expected, got, strict=True):
+        _assert_same((*want, None), (*found, None))

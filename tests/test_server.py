@@ -21,10 +21,11 @@ import pytest
 from served_model import ROOT, prepare_slice, random_model
 
 from zero import config as config_lib
+from zero.batching import cut_batches
 from zero.errors import UserError
 from zero.modes import MODES
 from zero.server.batcher import Batcher
-from zero.server.engine import weights_unavailable, weights_view
+from zero.server.engine import split_budget, weights_unavailable, weights_view
 from zero.server.http_server import Server
 
 DECODE = {"max_decode_extra": 3, "beam_size": 3}  # short outputs (random weights)
@@ -502,3 +503,18 @@ def test_the_page_translates_and_draws_the_token_weights(page_server, tmp_path):
         assert "'src' is empty" in driver.find_element(By.ID, "error").text
     finally:
         driver.quit()
+
+
+@pytest.mark.parametrize("parts", [1, 2, 3])
+def test_a_server_batch_is_cut_into_parallel_parts(parts):
+    """split_budget cuts a server batch into about decode_parallel_batches length-sorted parts,
+    never more than the sentences and never over the configured budget."""
+    sentences = [["w"] * n for n in (3, 9, 1, 4, 7, 2, 8, 5)]
+    lens = np.array([len(s) for s in sentences])
+    order = np.argsort(lens, kind="stable")
+    budget = split_budget(sentences, 4000, parts)
+    assert budget <= 4000
+    cut = cut_batches(order, lens + 1, None, budget)
+    assert len(cut) == parts and sum(b - a for a, b in cut) == len(sentences)
+    assert split_budget(sentences[:1], 4000, parts) == 4000
+    assert split_budget(sentences, 40, 2) == 40  # the budget caps it

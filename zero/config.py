@@ -224,6 +224,13 @@ SCHEMA = {
     "length_penalty": Key(0.6, float, "GNMT length penalty alpha: ((5+len)/6)^alpha", "decoding"),
     "max_decode_extra": Key(50, int, "maximum output length = source length + this", "decoding"),
     "decode_batch_tokens": Key(2000, int, "source tokens per decoding batch", "decoding"),
+    "decode_parallel_batches": Key(
+        2,
+        int,
+        "batches decoded at once, each in its own session run (a decoder step's small products "
+        "keep about one core busy; exact: every batch decodes as alone)",
+        "decoding",
+    ),
     "decode_drop_finished": Key(
         True, bool, "a sentence whose beam is done leaves the running batch (exact)", "decoding"
     ),

@@ -1,6 +1,8 @@
 """From source ids to translations: the inference graph (one model or an ensemble) and the loop
 that feeds it length-sorted batches and restores input order."""
 
+import concurrent.futures
+import threading
 import time
 import weakref
 
@@ -77,6 +79,7 @@ class Translator:
         refresh = [m.refresh for m in self.members if m.refresh is not None]
         self.refresh = tf.group(*refresh) if refresh else None
         self._ready = weakref.WeakSet()  # sessions whose tables are up to date
+        self._refreshing = threading.Lock()  # batches run in parallel threads
         scorer = candidates.Scorer(models[0].tgt_vocab_size, word_ids, config.decode_row_topk)
         states = [x for m in self.members for x in m.states]
         cache = [c for m in self.members for c in m.cache]
@@ -125,10 +128,35 @@ class Translator:
     def run_with_details(self, sess, batch):
         """batch [B, S] -> (ids [B, K, T], scores [B, K], {steps: decoder steps each sentence
         ran [B], output_size: words the output layer scored})."""
-        if self.refresh is not None and sess not in self._ready:
-            sess.run(self.refresh)
-            self._ready.add(sess)
+        if self.refresh is not None:
+            with self._refreshing:
+                if sess not in self._ready:
+                    sess.run(self.refresh)
+                    self._ready.add(sess)
         return sess.run([self.ids, self.scores, self.details], {self.src: batch})
+
+    def run_batches(self, sess, batches, details=False, source=lambda batch: batch):
+        """Yield (batch, run's result on source(batch)) for each of `batches` in order,
+        decoding decode_parallel_batches of them at once (session runs are thread-safe)."""
+        with_details = self.run_with_details if details else self.run
+
+        def run(sess, batch):
+            return with_details(sess, source(batch))
+
+        workers = max(self.config.decode_parallel_batches, 1)
+        if workers == 1:
+            for batch in batches:
+                yield batch, run(sess, batch)
+            return
+        with concurrent.futures.ThreadPoolExecutor(workers, "decode") as pool:
+            pending = []
+            for batch in batches:
+                pending.append((batch, pool.submit(run, sess, batch)))
+                if len(pending) > workers:
+                    done, future = pending.pop(0)
+                    yield done, future.result()
+            for done, future in pending:
+                yield done, future.result()
 
 
 def strip_eos(ids):
@@ -151,13 +179,16 @@ def hypotheses(ids, scores, tgt_vocab, n_best):
     return hyps
 
 
+def _src(batch):
+    return batch["src"]
+
+
 def translate_batches(sess, translator, batches, tgt_vocab, n_best=1, log=None):
     """Decode EvalBatches-style batches -> list (input order) of n-best [(text, score), ...]."""
     results = {}
     done, start, last_log = 0, time.time(), time.time()
     total = getattr(batches, "num_lines", None)
-    for batch in batches:
-        ids, scores = translator.run(sess, batch["src"])
+    for batch, (ids, scores) in translator.run_batches(sess, batches, source=_src):
         for row, index in enumerate(batch["index"]):
             results[int(index)] = hypotheses(ids[row], scores[row], tgt_vocab, n_best)
         done += len(batch["index"])

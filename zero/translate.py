@@ -58,9 +58,11 @@ class RawTranslator:
         found = [None] * len(sentences)
         translator = self.loaded.outputs
         budget = batch_tokens or self.config.decode_batch_tokens
-        for a, b in cut_batches(order, lens + 1, None, budget):
-            batch, _ = pad_rows(flat, offsets, lens, order[a:b])
-            ids, scores = translator.run(self.loaded.sess, batch)
-            for k, row in enumerate(order[a:b]):
+        rows = [order[a:b] for a, b in cut_batches(order, lens + 1, None, budget)]
+        batches = translator.run_batches(
+            self.loaded.sess, rows, source=lambda rows: pad_rows(flat, offsets, lens, rows)[0]
+        )
+        for rows, (ids, scores) in batches:
+            for k, row in enumerate(rows):
                 found[row] = hypotheses(ids[k], scores[k], self.loaded.tgt_vocab, n_best)
         return found

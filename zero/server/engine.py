@@ -52,7 +52,10 @@ class Engine:
         return self.raw.tokenize(lines)
 
     def decode(self, sentences, n_best, batch_tokens):
-        return self.raw.decode(sentences, n_best, batch_tokens)
+        """A server batch holds the sentences in flight, few and of mixed lengths: cut into
+        decode_parallel_batches length-sorted parts decoded at once, every core works on it."""
+        parts = self.config.decode_parallel_batches
+        return self.raw.decode(sentences, n_best, split_budget(sentences, batch_tokens, parts))
 
     def detokenize(self, hyps):
         return self.raw.detokenize(hyps)
@@ -144,3 +147,11 @@ def describe(config, loaded, no_weights):
         "weights_direction": config.direction,
         "weights_unavailable": no_weights,
     }
+
+
+def split_budget(sentences, budget, parts):
+    """A token budget (at most `budget`) that cuts `sentences` into about `parts` batches."""
+    if parts <= 1 or len(sentences) < 2:
+        return budget
+    longest = max(len(tokens) for tokens in sentences) + 1  # EOS
+    return max(longest, min(budget, -(-len(sentences) * longest // parts)))
