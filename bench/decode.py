@@ -120,6 +120,7 @@ def _translator(cell, data_dir, model_root, sets):
 def measure(cell, data_dir, model_root, *, sentences, warmup, runs, threads=0, sets=()):
     """Child function: ms per sentence, decoder steps and output length of one cell."""
     from zero.batching import EvalBatches
+    from zero.decode import batch_src
     from zero.vocab import EOS
 
     v1.disable_eager_execution()
@@ -134,7 +135,7 @@ def measure(cell, data_dir, model_root, *, sentences, warmup, runs, threads=0, s
     def decode_all():
         steps.clear()
         lengths.clear()
-        for b, (ids, _) in translator.run_batches(sess, batches, source=lambda b: b["src"]):
+        for b, (ids, _) in translator.run_batches(sess, batches, source=batch_src):
             steps.append(ids.shape[-1] * len(b["index"]))
             best = ids[:, 0, :]
             lengths.extend(int(row.tolist().index(EOS)) if EOS in row else len(row) for row in best)

@@ -57,7 +57,10 @@ def variant_configs(config):
     paths = {"baseline": off}
     paths.update({name: {**off, key: True} for name, key in names.items()})
     paths[TWO] = {**off, "decode_parallel_batches": 2}
-    on = {**dict.fromkeys(TECHNIQUES, True), "decode_parallel_batches": 2}
+    on = {
+        **dict.fromkeys(TECHNIQUES, True),
+        "decode_parallel_batches": config.decode_parallel_batches,
+    }
     paths[EXACT] = on
     for name, scale in zip(BIGGER, (2, 4), strict=True):
         paths[name] = {**on, "decode_batch_tokens": scale * config.decode_batch_tokens}
@@ -92,10 +95,10 @@ def _build(config, paths):
 
 def _decode_pass(sess, translator, batches, vocab):
     """One pass over the batches: (seconds, [(index, best text, steps, output length)])."""
-    from zero.decode import strip_eos
+    from zero.decode import batch_src, strip_eos
 
     rows, sizes, start = [], [], time.perf_counter()
-    found = translator.run_batches(sess, batches, details=True, source=lambda b: b["src"])
+    found = translator.run_batches(sess, batches, details=True, source=batch_src)
     for batch, (ids, _, more) in found:
         sizes.append(int(more["output_size"]))
         for r, index in enumerate(batch["index"]):

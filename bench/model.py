@@ -167,13 +167,15 @@ def _test_batches(data_dir, src_vocab, config, sentences):
 
 
 def _decode_speed(sess, translator, batches, runs, cpu_time):
+    from zero.decode import batch_src
+
     sentences = sum(len(b["index"]) for b in batches)
     translator.run(sess, batches[0]["src"])  # warm-up: graph optimisation, allocations
     steps, cpu = [], [] if cpu_time else None
 
     def decode_all():
         steps.clear()
-        for b, (ids, _) in translator.run_batches(sess, batches, source=lambda b: b["src"]):
+        for b, (ids, _) in translator.run_batches(sess, batches, source=batch_src):
             steps.append(ids.shape[-1] * len(b["index"]))
 
     times = common.times_ms(decode_all, 0, runs, cpu)

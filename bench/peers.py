@@ -119,7 +119,7 @@ def peer_vocab(src, dst):
     common.write_text(dst, "".join(t + "\n" for t in ["<blank>", "<s>", "</s>", *tokens]))
 
 
-def peer_config(data, name, max_step, decay_steps, threads_note=""):
+def peer_config(data, name, max_step, decay_steps):
     """The peer's YAML config: data, Adam with the sample configs' peak
     learning rate and a cosine decay over decay_steps, 3000-token batches."""
     work = os.path.join(common.ROOT, WORK)
@@ -345,8 +345,9 @@ def main(args):
     )
     log = run_peer(data, "onmt_speed", args.threads, args.steps, max(args.steps, 1000))
     peer_tps, _ = peer_throughput(log)
-    steps_per_s = statistics.median(float(m[1]) for m in ONMT_LINE.findall(log))
-    src_t = statistics.median(int(m[2]) for m in ONMT_LINE.findall(log)) / steps_per_s
+    reports = ONMT_LINE.findall(log)
+    steps_per_s = statistics.median(float(m[1]) for m in reports)
+    src_t = statistics.median(int(m[2]) for m in reports) / steps_per_s
     tgt_t = peer_tps / steps_per_s
     rows = {"OpenNMT-tf GRU": (peer_tps, 3621632, peer_flops(src_t, tgt_t, 26, 5199))}
     for cell in args.cells:

@@ -45,7 +45,7 @@ def np_step(name, w, x, state, activation="identity"):
         h = state
         i, f = sigmoid(p + h), sigmoid(q - h)
         c = g(i * r + f * h)
-        return sigmoid(s - c) * c
+        return sigmoid(s - c + w.get("b_o", 0.0)) * c
     if name == "atr":
         p = np_ln(x @ w["W"], w, "ln_W", 1)
         h = state
@@ -152,12 +152,15 @@ CELL_CASES = [(n, ln, "identity") for n in NAMES for ln in (False, True)] + [
     ("lrn", False, "tanh"),
     ("lrn", True, "tanh"),
     ("olrn", False, "tanh"),
+    ("olrn", True, "output_bias"),
 ]
 
 
 @pytest.mark.parametrize("name,layer_norm,activation", CELL_CASES)
 def test_cell_matches_numpy(graph, name, layer_norm, activation):
     options = {"activation": activation} if name in ("lrn", "olrn") else {}
+    if activation == "output_bias":  # oLRN's b_o (random here, as every weight)
+        options = {"output_bias": 2.0}
     cell = rnns.get_cell(name, D, layer_norm=layer_norm, **options)
     x_ph, m_ph = placeholders()
     s_ph = v1.placeholder(tf.float32, [None, cell.state_size])
@@ -561,3 +564,22 @@ def test_linear_and_layer_norm(graph):
     np.testing.assert_allclose(y, x @ w["proj/W"] + w["proj/b"], atol=1e-5)
     np.testing.assert_allclose(y2, y[0], atol=1e-6)
     np.testing.assert_allclose(z, np_ln(x, w, "norm", 1), atol=1e-5)
+
+
+def test_olrn_output_bias_starts_at_its_value_and_opens_the_gate(graph):
+    """b_o exists only when asked for; it starts at output_bias, so with a zero input the
+    first step's gate is sigma(b_o) (the paper's cell: 1/2)."""
+    x_ph, m_ph = placeholders()
+    x, mask = batch()
+    gates = {}
+    for bias in (0.0, 2.0):
+        cell = rnns.get_cell("olrn", D, scope=f"olrn_{bias}", output_bias=bias)
+        rnns.rnn(cell, x_ph, m_ph)
+        gates[bias] = cell.gates(tf.zeros([1, 4 * D]), tf.zeros([1, D]))["o"]
+    names = [v.op.name for v in v1.global_variables()]
+    assert "olrn_2.0/b_o" in names and "olrn_0.0/b_o" not in names
+    with v1.Session() as sess:
+        sess.run(v1.global_variables_initializer())
+        o = sess.run(gates)
+    np.testing.assert_allclose(o[0.0], 0.5)
+    np.testing.assert_allclose(o[2.0], 1 / (1 + np.exp(-2.0)), rtol=1e-6)

@@ -97,6 +97,12 @@ SCHEMA = {
         "architecture",
         ("identity", "tanh"),
     ),
+    "olrn_output_bias": Key(
+        0.0,
+        float,
+        "oLRN: initial output-gate bias b_o (0: no b_o, the paper's cell; > 0 opens the gate)",
+        "architecture",
+    ),
     "attention": Key(
         "additive",
         str,

@@ -179,7 +179,8 @@ def hypotheses(ids, scores, tgt_vocab, n_best):
     return hyps
 
 
-def _src(batch):
+def batch_src(batch):
+    """An EvalBatches batch's source ids (run_batches' `source` for such batches)."""
     return batch["src"]
 
 
@@ -188,7 +189,7 @@ def translate_batches(sess, translator, batches, tgt_vocab, n_best=1, log=None):
     results = {}
     done, start, last_log = 0, time.time(), time.time()
     total = getattr(batches, "num_lines", None)
-    for batch, (ids, scores) in translator.run_batches(sess, batches, source=_src):
+    for batch, (ids, scores) in translator.run_batches(sess, batches, source=batch_src):
         for row, index in enumerate(batch["index"]):
             results[int(index)] = hypotheses(ids[row], scores[row], tgt_vocab, n_best)
         done += len(batch["index"])

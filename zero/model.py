@@ -34,8 +34,10 @@ class Model:
 
         def cell(scope):
             try:
-                takes_activation = "activation" in rnns.CELLS[config.cell].options
-                options = {"activation": config.lrn_activation} if takes_activation else {}
+                takes = rnns.CELLS[config.cell].options
+                options = {"activation": config.lrn_activation} if "activation" in takes else {}
+                if "output_bias" in takes:
+                    options["output_bias"] = config.olrn_output_bias
                 return rnns.get_cell(
                     config.cell, self.d, layer_norm=config.cell_layer_norm, scope=scope, **options
                 )
