@@ -201,6 +201,16 @@ def peer_throughput(log):
     return statistics.median(r[2] for r in used), rows[-1][0]
 
 
+def peer_steps(log, name):
+    """Steps the peer trained: its last progress line's, else its checkpoint's (a short budget
+    may end before the first report)."""
+    found = ONMT_LINE.findall(log)
+    state = os.path.join(common.ROOT, WORK, name, "checkpoint")
+    with open(state, encoding="utf-8") as f:
+        saved = re.search(r'model_checkpoint_path: "ckpt-(\d+)"', f.read())
+    return max(int(found[-1][0]) if found else 0, int(saved[1]) if saved else 0)
+
+
 def peer_flops(src_tokens, tgt_tokens, batches_tgt_len, vocab):
     """Forward+backward FLOPs of one peer step from its real tokens per step (it computes its
     softmax on the padded target too: B*T ~ tokens on length-bucketed batches). Forward per
@@ -319,7 +329,7 @@ def budget_runs(data, cells, threads, budget, peer_steps_per_s):
     steps = max(int(budget * peer_steps_per_s), 1000)  # the peer's schedule over the budget
     log = run_peer(data, "onmt_budget", threads, 10**7, steps, budget=budget)
     seconds, hyps = decode_peer(data, "onmt_budget", threads)
-    out["OpenNMT-tf GRU"] = (peer_throughput(log)[1], bleu(hyps, data), len(hyps) / seconds)
+    out["OpenNMT-tf GRU"] = (peer_steps(log, "onmt_budget"), bleu(hyps, data), len(hyps) / seconds)
     for cell in cells:
         log = run_ours(data, cell, f"ours_budget_{cell}", threads, 0, budget=budget)
         seconds, hyps = decode_ours(data, f"ours_budget_{cell}", threads)
