@@ -23,9 +23,17 @@ class OLRN(LRN):
     proj_blocks = 4
     options = ("activation", "output_bias")
 
-    def __init__(self, hidden_size, layer_norm=False, scope=None, initializer=None, **options):
-        self.output_bias = float(options.pop("output_bias", 0.0))
-        super().__init__(hidden_size, layer_norm, scope, initializer, **options)
+    def __init__(
+        self,
+        hidden_size,
+        layer_norm=False,
+        scope=None,
+        initializer=None,
+        activation="identity",
+        output_bias=0.0,
+    ):
+        super().__init__(hidden_size, layer_norm, scope, initializer, activation)
+        self.output_bias = float(output_bias)
 
     def _build(self):
         super()._build()

@@ -20,6 +20,10 @@ from zero.vocab import BOS, PAD
 v1 = tf.compat.v1
 
 
+# The config key of each cell constructor option (a cell takes those in its `options`).
+CELL_OPTION_KEYS = {"activation": "lrn_activation", "output_bias": "olrn_output_bias"}
+
+
 class Model:
     def __init__(self, config, src_vocab_size, tgt_vocab_size, scope="model", dropout_seed=None):
         self.config = config
@@ -35,9 +39,7 @@ class Model:
         def cell(scope):
             try:
                 takes = rnns.CELLS[config.cell].options
-                options = {"activation": config.lrn_activation} if "activation" in takes else {}
-                if "output_bias" in takes:
-                    options["output_bias"] = config.olrn_output_bias
+                options = {o: config[key] for o, key in CELL_OPTION_KEYS.items() if o in takes}
                 return rnns.get_cell(
                     config.cell, self.d, layer_norm=config.cell_layer_norm, scope=scope, **options
                 )
