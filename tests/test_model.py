@@ -8,7 +8,7 @@ from helpers import CELLS, make_session, pad, random_sentences, randomize, tiny_
 from bench.paper import PAPER, VOCAB
 from zero import config as config_lib
 from zero.errors import UserError
-from zero.model import Model
+from zero.model import Model, smoothed_cross_entropy
 from zero.modes.params import parameter_table
 from zero.vocab import BOS
 
@@ -158,3 +158,23 @@ def test_unknown_cell_is_a_user_error(graph):
     config = config_lib.Config({**tiny_config(), "cell": "lnr"})
     with pytest.raises(UserError, match="lrn"):
         Model(config, 20, 20)
+
+
+def test_smoothed_cross_entropy_and_gradient_match_numpy(graph):
+    """Loss, nll and d loss / d logits = softmax - q of the custom-gradient cross entropy,
+    including rows whose label's probability underflows to 0 in float32."""
+    eps, rng = 0.1, np.random.default_rng(7)
+    x = rng.normal(0, 3, (5, 11))
+    x[0, 4] = -200.0  # the label's probability is 0 in float32
+    labels = np.array([4, 0, 10, 3, 3])
+    weights = rng.uniform(0.5, 2.0, 5)
+    logits = tf.constant(x, tf.float32)
+    loss, nll = smoothed_cross_entropy(logits, tf.constant(labels), eps)
+    grad = tf.gradients(tf.reduce_sum(loss * weights), logits)[0]
+    with make_session() as sess:
+        loss, nll, grad = sess.run([loss, nll, grad])
+    log_p = _np_log_softmax(x)
+    q = (1 - eps) * np.eye(11)[labels] + eps / 11
+    np.testing.assert_allclose(loss, -(q * log_p).sum(-1), rtol=1e-5)
+    np.testing.assert_allclose(nll, -log_p[np.arange(5), labels], rtol=1e-5)
+    np.testing.assert_allclose(grad, (np.exp(log_p) - q) * weights[:, None], atol=1e-6)

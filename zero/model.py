@@ -303,12 +303,10 @@ def smoothed_cross_entropy(logits, labels, eps):
     @tf.custom_gradient
     def xent(logits):
         probs = tf.nn.softmax(logits)
-        # log-sum-exp = max logit - log(its probability): that probability is >= 1/V, so the
-        # log never sees an underflow (the label's probability may be 0 in float32).
-        best = tf.argmax(logits, -1, output_type=tf.int32)
-        log_z = tf.gather(logits, best, batch_dims=1) - tf.math.log(
-            tf.gather(probs, best, batch_dims=1)
-        )
+        # log-sum-exp = max logit - log(its probability), the largest one: it is >= 1/V, so
+        # the log never sees an underflow (the label's probability may be 0 in float32). Two
+        # max reductions rather than an arg-max and two gathers (the same values, faster).
+        log_z = tf.reduce_max(logits, -1) - tf.math.log(tf.reduce_max(probs, -1))
         picked = tf.gather(logits, labels, batch_dims=1)
         nll = log_z - picked
         loss = nll + eps * (picked - tf.reduce_mean(logits, -1)) if eps > 0 else nll
