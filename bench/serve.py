@@ -196,7 +196,10 @@ def main(args):
     stopped = [line.strip() for line in log or [] if line.startswith("stopped:")]
     if stopped:
         print(f"server (including the warm-up): {stopped[-1][len('stopped: ') :]}")
-    print(f"{changed} of {n} translations differ from translate mode's (batch rounding)")
+    why = "batch rounding"
+    if _config(args.model, args.sets).shortlist:
+        why += "; a shortlist is per batch, and the batches differ"
+    print(f"{changed} of {n} translations differ from translate mode's ({why})")
     share = 100 * rate / base["sentences_per_s"]
     print(
         f"Server sentences/s with {args.clients} concurrent clients: {share:.0f}% of "
