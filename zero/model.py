@@ -305,7 +305,7 @@ def smoothed_cross_entropy(logits, labels, eps):
         probs = tf.nn.softmax(logits)
         # log-sum-exp = max logit - log(its probability), the largest one: it is >= 1/V, so
         # the log never sees an underflow (the label's probability may be 0 in float32). Two
-        # max reductions rather than an arg-max and two gathers (the same values, faster).
+        # max reductions rather than an arg-max and two gathers (the same values, fewer ops).
         log_z = tf.reduce_max(logits, -1) - tf.math.log(tf.reduce_max(probs, -1))
         picked = tf.gather(logits, labels, batch_dims=1)
         nll = log_z - picked
