@@ -41,7 +41,8 @@ ONMT_LINE = re.compile(
 )
 OURS_LINE = re.compile(r"^step (\d+)\S* .* ([\d,]+) tok/s")
 
-# The peer's model, for onmt-main --model (its API, configured as described above).
+# The peer's model, for onmt-main --model (its API, configured as described above), with the
+# sample configs' dropout (0 since 2026-11-30; the README's earlier tables used 0.1 on both).
 PEER_MODEL = """import tensorflow as tf
 import tensorflow_addons as tfa
 import opennmt
@@ -49,16 +50,16 @@ import opennmt
 
 def model():
     return opennmt.models.SequenceToSequence(
-        source_inputter=opennmt.inputters.WordEmbedder(embedding_size=256, dropout=0.1),
-        target_inputter=opennmt.inputters.WordEmbedder(embedding_size=256, dropout=0.1),
+        source_inputter=opennmt.inputters.WordEmbedder(embedding_size=256, dropout=0.0),
+        target_inputter=opennmt.inputters.WordEmbedder(embedding_size=256, dropout=0.0),
         encoder=opennmt.encoders.RNNEncoder(
             num_layers=1, num_units=128, bidirectional=True,
             reducer=opennmt.layers.ConcatReducer(),
-            cell_class=tf.keras.layers.GRUCell, dropout=0.1),
+            cell_class=tf.keras.layers.GRUCell, dropout=0.0),
         decoder=opennmt.decoders.AttentionalRNNDecoder(
             num_layers=1, num_units=256, bridge_class=opennmt.layers.DenseBridge,
             attention_mechanism_class=tfa.seq2seq.LuongAttention,
-            cell_class=tf.keras.layers.GRUCell, dropout=0.1, output_layer_bias=False),
+            cell_class=tf.keras.layers.GRUCell, dropout=0.0, output_layer_bias=False),
         share_embeddings=opennmt.models.EmbeddingsSharingLevel.TARGET)
 """
 
