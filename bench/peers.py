@@ -42,7 +42,7 @@ ONMT_LINE = re.compile(
 OURS_LINE = re.compile(r"^step (\d+)\S* .* ([\d,]+) tok/s")
 
 # The peer's model, for onmt-main --model (its API, configured as described above), with the
-# sample configs' dropout (0 since 2026-11-30; the README's earlier tables used 0.1 on both).
+# dropout of configs/sample_gru.yaml (run_peer fills it in).
 PEER_MODEL = """import tensorflow as tf
 import tensorflow_addons as tfa
 import opennmt
@@ -50,16 +50,16 @@ import opennmt
 
 def model():
     return opennmt.models.SequenceToSequence(
-        source_inputter=opennmt.inputters.WordEmbedder(embedding_size=256, dropout=0.0),
-        target_inputter=opennmt.inputters.WordEmbedder(embedding_size=256, dropout=0.0),
+        source_inputter=opennmt.inputters.WordEmbedder(embedding_size=256, dropout={dropout}),
+        target_inputter=opennmt.inputters.WordEmbedder(embedding_size=256, dropout={dropout}),
         encoder=opennmt.encoders.RNNEncoder(
             num_layers=1, num_units=128, bidirectional=True,
             reducer=opennmt.layers.ConcatReducer(),
-            cell_class=tf.keras.layers.GRUCell, dropout=0.0),
+            cell_class=tf.keras.layers.GRUCell, dropout={dropout}),
         decoder=opennmt.decoders.AttentionalRNNDecoder(
             num_layers=1, num_units=256, bridge_class=opennmt.layers.DenseBridge,
             attention_mechanism_class=tfa.seq2seq.LuongAttention,
-            cell_class=tf.keras.layers.GRUCell, dropout=0.0, output_layer_bias=False),
+            cell_class=tf.keras.layers.GRUCell, dropout={dropout}, output_layer_bias=False),
         share_embeddings=opennmt.models.EmbeddingsSharingLevel.TARGET)
 """
 
@@ -169,7 +169,8 @@ def run_peer(data, name, threads, max_step, decay_steps, budget=None):
     work = os.path.join(common.ROOT, WORK)
     for side in ("en", "de"):
         peer_vocab(os.path.join(data, f"vocab.{side}"), os.path.join(work, f"vocab.{side}"))
-    common.write_text(os.path.join(work, "model.py"), PEER_MODEL)
+    dropout = _sample_config("gru").dropout
+    common.write_text(os.path.join(work, "model.py"), PEER_MODEL.format(dropout=dropout))
     config = os.path.join(work, f"{name}.yml")
     # yaml, not json: YAML 1.1 reads json's 1e-09 as a string
     common.write_text(config, yaml.safe_dump(peer_config(data, name, max_step, decay_steps)))
@@ -243,10 +244,14 @@ def run_ours(data, cell, name, threads, steps, budget=None):
     return _run(command, out + ".log")
 
 
-def _data_keys(cell):
+def _sample_config(cell, sets=()):
     from zero import config as config_lib
 
-    config = config_lib.load(os.path.join(common.ROOT, f"configs/sample_{cell}.yaml"))
+    return config_lib.load(os.path.join(common.ROOT, f"configs/sample_{cell}.yaml"), list(sets))
+
+
+def _data_keys(cell):
+    config = _sample_config(cell)
     return [(k, config[k]) for k in ("src_vocab", "tgt_vocab", "train_src", "train_tgt")]
 
 
@@ -265,12 +270,11 @@ def ours_throughput(log):
 
 def ours_flops(data, cell, steps=50):
     """Mean forward+backward FLOPs of a step over the first batches of the stream."""
-    from zero import config as config_lib
     from zero.data import TrainStream
     from zero.vocab import load_vocabs
 
     sets = [f"{k}={os.path.join(data, os.path.basename(v))}" for k, v in _data_keys(cell)]
-    config = config_lib.load(os.path.join(common.ROOT, f"configs/sample_{cell}.yaml"), sets)
+    config = _sample_config(cell, sets)
     src_vocab, tgt_vocab, _, tgt_size = load_vocabs(config)
     stream = TrainStream(config.train_src, config.train_tgt, src_vocab, tgt_vocab, 3000, 80)
     total = 0.0
