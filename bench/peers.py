@@ -183,7 +183,13 @@ def run_peer(data, name, threads, max_step, decay_steps, budget=None):
     command += ["--model", os.path.join(work, "model.py"), "--config", config]
     command += [f"--{k}_op_parallelism_threads={threads}" for k in ("intra", "inter")]
     command += ["--seed", "1234", "train"]
-    return _run(command, os.path.join(work, f"{name}.log"))
+    return _run(command, os.path.join(work, f"{name}.log"), _peer_env())
+
+
+def _peer_env():
+    """The peer as its users run it, with TensorFlow's default CPU allocator: zero/__init__.py
+    switches ours to BFC and the peer's processes would inherit that."""
+    return {k: v for k, v in os.environ.items() if k != "TF_CPU_ALLOCATOR_USE_BFC"}
 
 
 def _run(command, log_path, env=None):
@@ -298,7 +304,7 @@ def decode_peer(data, name, threads):
     command += [f"--{k}_op_parallelism_threads={threads}" for k in ("intra", "inter")]
     command += ["infer", "--features_file", os.path.join(data, "test.bpe.en")]
     start = time.time()
-    _run([*command, "--predictions_file", out], out + ".log")
+    _run([*command, "--predictions_file", out], out + ".log", _peer_env())
     return time.time() - start, _lines(out)
 
 
