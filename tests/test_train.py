@@ -1,8 +1,11 @@
-"""zero/train.py end to end on a toy corpus: exact resume, checkpoint keeping, best/, params."""
+"""zero/train.py end to end on a toy corpus: exact resume, checkpoint keeping, best/, params;
+the CPU allocator importing zero selects."""
 
 import json
 import os
 import re
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -149,3 +152,39 @@ def test_time_progress_needs_a_time_budget():
 
     with pytest.raises(UserError, match="'lr_progress'.*max_time"):
         tiny_config(lr_progress="time")
+
+
+_ALLOCATOR_PROBE = """
+import zero
+import tensorflow as tf
+v1 = tf.compat.v1
+v1.disable_eager_execution()
+with tf.device("/cpu:0"):  # the CPU's allocator on GPU builds too
+    x = tf.random.uniform([64, 64])
+    y = tf.matmul(x, x)
+with v1.Session() as sess:
+    meta = v1.RunMetadata()
+    options = v1.RunOptions(trace_level=v1.RunOptions.FULL_TRACE)
+    sess.run(y, options=options, run_metadata=meta)
+print(sorted({m.allocator_name for d in meta.step_stats.dev_stats
+              for n in d.node_stats for m in n.memory}))
+"""
+
+
+@pytest.mark.parametrize(
+    "setting, allocator", [(None, "bfc_cpu_allocator_for_gpu"), ("false", "cpu")]
+)
+def test_importing_zero_selects_the_bfc_cpu_allocator_unless_set(setting, allocator):
+    """zero/__init__.py: tensors come from BFC (no fresh pages per step), and a value the user
+    set wins. A fresh process: the allocator is chosen once, when TensorFlow creates its CPU
+    device."""
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPU_ALLOCATOR_USE_BFC"}
+    if setting is not None:
+        env["TF_CPU_ALLOCATOR_USE_BFC"] = setting
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env.update(PYTHONPATH=root, TF_CPP_MIN_LOG_LEVEL="3")
+    out = subprocess.run(
+        [sys.executable, "-c", _ALLOCATOR_PROBE], env=env, capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split("\n")[-2] == repr([allocator])
