@@ -18,8 +18,8 @@ lengths, so every cell must produce comparable outputs. Two modes, printed in th
     and "out len" columns show how comparable they are.
   - fixed steps (the default): randomly initialised models. Their output distributions are
     near uniform, so no hypothesis ends early and every cell runs exactly to the maximum output
-    length (source length + max_decode_extra, 50 by default): the same decoder steps, the same
-    beam bookkeeping, for every cell, and nothing to train first. A few hundred training steps
+    length (source length + 50, whatever the configs decode with): the same decoder steps, the
+    same beam bookkeeping, for every cell, and nothing to train first. A few hundred training steps
     per cell were the other option, but such models are still degenerate and their output
     lengths depend on how far each cell got, which would measure convergence, not speed.
 Absolute ms/sentence in the fixed mode is higher than with trained models (the outputs are
@@ -105,7 +105,8 @@ def _translator(cell, data_dir, model_root, sets):
         )
         loaded = inference.load(config, lambda models, vocabs: Translator(models, config))
         return config, loaded.sess, loaded.outputs, loaded.src_vocab
-    config = config_lib.load(os.path.join(common.ROOT, f"configs/sample_{cell}.yaml"), sets)
+    path = os.path.join(common.ROOT, f"configs/sample_{cell}.yaml")
+    config = config_lib.load(path, [*common.FIXED_STEPS, *sets])
     src_vocab, _, src_size, tgt_size = load_vocabs(config)
     graph = tf.Graph()
     with graph.as_default():

@@ -7,7 +7,8 @@ For the model directory's best checkpoint and the test set of --data (test.bpe.e
     then all of them (the exact path; its outputs are the baseline's, token for token, up to
     rounding: the changed column counts the sentences that differ);
   - bfloat16 matrix products, the output shortlist (the model directory's shortlist.npz,
-    built if missing), and both together (the approximate paths).
+    built if missing), early stop, the sample configs' maximum output length (1.5 x source +
+    10, where the model's own may be source + 50) and combinations (the approximate paths).
 Each is decoded --runs times, interleaved with the others so they share the machine's state,
 median per path; sentences/s, target tokens/s and test sacreBLEU. Then where the time goes
 (a traced pass over a few batches, op time summed by what the op belongs to), the share of
@@ -34,7 +35,15 @@ PATHS = ("baseline", "drop finished", "vocab table", "shared memory", "row top-k
 # With finished sentences leaving, larger batches waste nothing: the exact path with 2x and 4x
 # decode_batch_tokens (the same translations up to rounding, which batch sizes change).
 BIGGER = ("exact, 2x batches", "exact, 4x batches")
-APPROXIMATE = ("bfloat16", "shortlist", "early stop", "shortlist+early stop", "shortlist+bfloat16")
+SHORTER = "max length 1.5x+10"  # the sample configs' maximum output length
+APPROXIMATE = (
+    "bfloat16",
+    "shortlist",
+    "early stop",
+    "shortlist+early stop",
+    SHORTER,
+    "shortlist+bfloat16",
+)
 # Op time by what the op belongs to: first match of the node name wins.
 PARTS = (
     (
@@ -66,6 +75,7 @@ def variant_configs(config):
         paths[name] = {**on, "decode_batch_tokens": scale * config.decode_batch_tokens}
     paths["bfloat16"] = {**on, "precision": "bfloat16"}
     paths["early stop"] = {**on, "decode_early_stop": True}
+    paths[SHORTER] = {**on, "max_decode_factor": 1.5, "max_decode_extra": 10}
     paths["shortlist+early stop"] = {**paths["early stop"], "shortlist": config.shortlist}
     paths["shortlist"] = {**on, "shortlist": config.shortlist}
     paths["shortlist+bfloat16"] = {**on, "shortlist": config.shortlist, "precision": "bfloat16"}

@@ -17,7 +17,7 @@ sample vocabularies), each cell in its own child process (bench/child.py):
     ms per sentence, median of --decode-runs runs after a warm-up batch (--decode-sentences 0
     builds and runs no decoding). The models are randomly initialised, so their output
     distributions are near uniform and no hypothesis ends early: every cell decodes until the
-    maximum length (source length + max_decode_extra = 50), the same number of decoder steps
+    maximum length (source length + 50, bench/common.FIXED_STEPS), the same number of decoder steps
     for every cell (the "steps" column shows it). Decoding runs before training, on the
     initial weights.
   - peak resident memory of the child process (VmHWM), graph building, decoding and training.

@@ -12,6 +12,8 @@ from zero.vocab import Vocab
 
 v1 = tf.compat.v1
 
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the repository's
+
 CELLS = list(rnns.CELLS.names())
 
 TINY = {

@@ -7,7 +7,7 @@ import gzip
 import os
 
 import tensorflow as tf
-from helpers import randomize, tiny_config
+from helpers import ROOT, randomize, tiny_config
 
 from zero import config as config_lib
 from zero import prepare
@@ -17,7 +17,6 @@ from zero.modeldir import record_vocabs
 from zero.vocab import load_vocabs
 
 v1 = tf.compat.v1
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _slice(name, n, out):

@@ -5,8 +5,8 @@ import ast
 import os
 
 import pytest
+from helpers import ROOT
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PACKAGES = ("zero", "rnns")
 MAX_FUNCTION_LINES = 60
 

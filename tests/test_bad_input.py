@@ -13,15 +13,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import yaml
-from helpers import TINY, write_corpus
+from helpers import ROOT, TINY, write_corpus
 
 import run
 from zero import config as config_lib
 from zero.checkpoints import BEST_DIR, checkpoint_files, listed_checkpoints
 from zero.modes import MODES
 from zero.vocab import Vocab
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 SETTINGS = {
     **TINY,

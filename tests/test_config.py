@@ -5,13 +5,12 @@ import subprocess
 import sys
 
 import pytest
+from helpers import ROOT
 
 import run
 from zero import config as config_lib
 from zero.config import SCHEMA, load
 from zero.errors import UserError
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _yaml(tmp_path, text, name="c.yaml"):
@@ -230,3 +229,17 @@ def test_readme_lists_every_mode():
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     with open(os.path.join(root, "README.md"), encoding="utf-8") as f:
         assert describe() in f.read()
+
+
+@pytest.mark.parametrize(
+    "sets",
+    [
+        ["max_decode_factor=-1"],
+        ["max_decode_extra=-2"],
+        ["max_decode_factor=0.5", "max_decode_extra=0"],
+    ],
+)
+def test_maximum_output_length_must_allow_a_token(sets):
+    with pytest.raises(UserError, match="'max_decode_factor', 'max_decode_extra'"):
+        load(None, sets)
+    assert load(None, ["max_decode_factor=1.5", "max_decode_extra=10"]).max_decode_factor == 1.5

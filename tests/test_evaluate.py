@@ -6,12 +6,12 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers import ROOT
 from sacremoses import MosesTokenizer
 
 from zero import evaluate as ev
 from zero.errors import UserError
 
-ROOT = Path(__file__).resolve().parent.parent
 SACREBLEU = Path(sys.executable).parent / "sacrebleu"
 
 # newstest-like German references and a system's imperfect translations of them.
@@ -166,7 +166,7 @@ def test_score_sh_end_to_end(tmp_path):
     ref = _write(tmp_path / "ref.de", REFS)
     env = dict(os.environ, PYTHONPATH="")
     run = subprocess.run(
-        ["bash", str(ROOT / "scripts" / "score.sh"), hyp, ref, "--split-hyphens"],
+        ["bash", os.path.join(ROOT, "scripts", "score.sh"), hyp, ref, "--split-hyphens"],
         capture_output=True,
         text=True,
         env=env,
@@ -181,7 +181,7 @@ def test_score_sh_end_to_end(tmp_path):
     assert lines[2].startswith("tokenized BLEU (case-insensitive, hyphens split) = ")
 
     bad = subprocess.run(
-        ["bash", str(ROOT / "scripts" / "score.sh"), _write(tmp_path / "h", HYPS[:3]), ref],
+        ["bash", os.path.join(ROOT, "scripts", "score.sh"), _write(tmp_path / "h", HYPS[:3]), ref],
         capture_output=True,
         text=True,
         env=env,

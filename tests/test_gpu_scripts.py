@@ -10,13 +10,12 @@ import subprocess
 
 import pytest
 import tensorflow as tf
-from helpers import tiny_config, write_corpus
+from helpers import ROOT, tiny_config, write_corpus
 from tensorflow.core.framework import attr_value_pb2, graph_pb2, kernel_def_pb2, types_pb2
 
 from bench import __main__ as bench_main
 from bench import gpu_ready, gpu_speed, kernels, model
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NO_GPU = "no GPU visible: nothing measured"
 
 

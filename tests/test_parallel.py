@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from helpers import (
+    ROOT,
     assign,
     pad,
     random_sentences,
@@ -30,7 +31,6 @@ from zero.train import Trainer
 from zero.vocab import Vocab
 
 v1 = tf.compat.v1
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TWO_CPUS = ["/cpu:0", "/cpu:1"]
 
 

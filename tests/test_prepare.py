@@ -12,13 +12,13 @@ import sys
 import tarfile
 
 import pytest
+from helpers import ROOT
 
 from zero.data import TrainStream
 from zero.preprocess import Preprocessor
 from zero.textio import count_lines
 from zero.vocab import Vocab
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DATA = os.path.join(ROOT, "data")
 STAGES = [
     "dev-ref",

@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import yaml
-from helpers import write_corpus
+from helpers import ROOT, write_corpus
 
 from zero import checkpoints, faults
 from zero import config as config_lib
@@ -31,7 +31,6 @@ from zero.errors import UserError
 from zero.modes import MODES
 from zero.train import Trainer
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STEP_LINE = re.compile(r"^step (\d+)/\d+  loss (\S+)")
 MAX_STEPS = 60
 

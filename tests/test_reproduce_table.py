@@ -3,16 +3,15 @@ in the table comes from those files (the paper's from bench/paper.py), and a mis
 shows as "-" with the command that produces it."""
 
 import json
-import os
 import subprocess
 import sys
 
 import yaml
+from helpers import ROOT
 
 from bench import paper
 from bench.common import SHOWN, TABLE_ORDER
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CELLS = list(TABLE_ORDER)
 
 SCORE = """BLEU|nrefs:1|case:mixed|eff:no|tok:13a|smooth:exp|version:2.6.0 = {bleu} 53.3/28.5/18.0/11.8 (BP = 0.941 ratio = 0.942 hyp_len = 25421 ref_len = 26980)

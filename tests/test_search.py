@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 import tensorflow as tf
-from helpers import assign, make_session, pad, tiny_config, trained_tiny_model
+from helpers import ROOT, assign, make_session, pad, tiny_config, trained_tiny_model
 
 from zero import config as config_lib
 from zero import inference, search
@@ -20,7 +20,6 @@ from zero.modes import MODES
 from zero.vocab import BOS, EOS
 
 v1 = tf.compat.v1
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ALPHA = 0.6
 
 
@@ -94,7 +93,7 @@ class Decoder:
         """Independent greedy loop in Python: arg-max of the step function until EOS, EOS
         forced at the maximum length. Returns (ids with EOS, summed log-probability)."""
         init, cache = self.sess.run([self.init, self.cache], {self.src: [source]})
-        max_len = len(source) + self.config.max_decode_extra
+        max_len = int(self.config.max_decode_factor * len(source)) + self.config.max_decode_extra
         states, prev, out, score = init, BOS, [], 0.0
         while True:
             feed = {self.prev: [prev], **dict(zip(self.states_in, states, strict=True))}
@@ -199,6 +198,23 @@ def test_ensemble_of_a_model_with_itself(model_dir, decoder):
     t_ids, t_scores = twice.translate(sources)
     np.testing.assert_array_equal(a_ids, t_ids)
     np.testing.assert_allclose(a_scores, t_scores, rtol=1e-6)
+
+
+@pytest.mark.parametrize("beam_size", [1, 4])
+def test_max_output_length_with_a_factor(model_dir, decoder, beam_size):
+    """With max_decode_factor f: output tokens (EOS included) <= floor(f x source tokens) +
+    max_decode_extra; at f = 0.5 the model (outputs as long as inputs) runs into it, at the
+    bound exactly, and the Python greedy loop (its own bound) agrees."""
+    dec = decoder(beam_size=beam_size, max_decode_factor=0.5, max_decode_extra=1)
+    sources = _sources(model_dir)
+    ids, _ = dec.translate(sources)
+    lengths = [[len(_hyp(hyp)) for hyp in row] for row in ids]
+    limits = [int(0.5 * len(source)) + 1 for source in sources]
+    assert all(max(row) <= limit for row, limit in zip(lengths, limits, strict=True))
+    assert any(row[0] == limit for row, limit in zip(lengths, limits, strict=True))
+    if beam_size == 1:
+        for source, row in zip(sources, ids, strict=True):
+            assert _hyp(row[0]) == dec.greedy(source)[0]
 
 
 @pytest.mark.parametrize("beam_size", [1, 4])

@@ -10,7 +10,7 @@ import sys
 import numpy as np
 import pytest
 import tensorflow as tf
-from helpers import tiny_config, train_config, write_corpus
+from helpers import ROOT, tiny_config, train_config, write_corpus
 
 from zero.checkpoints import BEST_DIR, find_checkpoint, listed_checkpoints
 from zero.modes import MODES
@@ -181,8 +181,7 @@ def test_importing_zero_selects_the_bfc_cpu_allocator_unless_set(setting, alloca
     env = {k: v for k, v in os.environ.items() if k != "TF_CPU_ALLOCATOR_USE_BFC"}
     if setting is not None:
         env["TF_CPU_ALLOCATOR_USE_BFC"] = setting
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    env.update(PYTHONPATH=root, TF_CPP_MIN_LOG_LEVEL="3")
+    env.update(PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="3")
     out = subprocess.run(
         [sys.executable, "-c", _ALLOCATOR_PROBE], env=env, capture_output=True, text=True
     )

@@ -228,7 +228,12 @@ SCHEMA = {
     # decoding
     "beam_size": Key(4, int, "beam size (1 = greedy)", "decoding"),
     "length_penalty": Key(0.6, float, "GNMT length penalty alpha: ((5+len)/6)^alpha", "decoding"),
-    "max_decode_extra": Key(50, int, "maximum output length = source length + this", "decoding"),
+    "max_decode_extra": Key(
+        50, int, "maximum output length = max_decode_factor x source length + this", "decoding"
+    ),
+    "max_decode_factor": Key(
+        1.0, float, "maximum output length = this x source length + max_decode_extra", "decoding"
+    ),
     "decode_batch_tokens": Key(2000, int, "source tokens per decoding batch", "decoding"),
     "decode_parallel_batches": Key(
         2,
@@ -471,6 +476,12 @@ def load(path=None, sets=None):
     _check_choices(values)
     if values["lr_progress"] == "time" and values["max_time"] <= 0:
         raise UserError("config key 'lr_progress': 'time' needs a positive max_time")
+    factor, extra = values["max_decode_factor"], values["max_decode_extra"]
+    if factor < 0 or extra < 0 or int(factor) + extra < 1:
+        raise UserError(
+            "config keys 'max_decode_factor', 'max_decode_extra': the maximum output length "
+            f"factor x source length + extra must be at least 1 token (got {factor} and {extra})"
+        )
     return Config(values)
 
 

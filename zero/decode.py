@@ -84,7 +84,7 @@ class Translator:
         states = [x for m in self.members for x in m.states]
         cache = [c for m in self.members for c in m.cache]
         search_fn = self._search(config, scorer)
-        max_lengths = lengths + config.max_decode_extra
+        max_lengths = max_lengths_of(lengths, config)
         self.ids, self.scores, steps = search_fn(states, cache, max_lengths)
         # What `bench decode` reads: the decoder steps each sentence ran and how many words the
         # output layer scored (the vocabulary, or the batch's shortlist).
@@ -157,6 +157,14 @@ class Translator:
                     yield done, future.result()
             for done, future in pending:
                 yield done, future.result()
+
+
+def max_lengths_of(lengths, config):
+    """Each sentence's longest output (EOS included): factor x source length + extra. The
+    exact search's bound divides by the penalty at this length, so a tighter one also ends
+    sentences sooner."""
+    scaled = tf.cast(tf.floor(config.max_decode_factor * tf.cast(lengths, tf.float32)), tf.int32)
+    return scaled + config.max_decode_extra
 
 
 def strip_eos(ids):
