@@ -162,8 +162,10 @@ class Translator:
 def max_lengths_of(lengths, config):
     """Each sentence's longest output (EOS included): factor x source length + extra. The
     exact search's bound divides by the penalty at this length, so a tighter one also ends
-    sentences sooner."""
-    scaled = tf.cast(tf.floor(config.max_decode_factor * tf.cast(lengths, tf.float32)), tf.int32)
+    sentences sooner. In float64, as Python computes int(factor * length): in float32
+    0.7 x 90 would be 63, not 62."""
+    factor = tf.constant(config.max_decode_factor, tf.float64)
+    scaled = tf.cast(tf.floor(factor * tf.cast(lengths, tf.float64)), tf.int32)
     return scaled + config.max_decode_extra
 
 
