@@ -12,7 +12,7 @@ from zero.vocab import Vocab
 
 v1 = tf.compat.v1
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the repository's
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the repository root
 
 CELLS = list(rnns.CELLS.names())
 

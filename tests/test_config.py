@@ -217,8 +217,7 @@ def test_run_py_exits_1_without_traceback(setting):
 
 def test_readme_lists_every_key_with_its_default():
     """README's key table is config.describe(), so docs and defaults cannot drift apart."""
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    with open(os.path.join(root, "README.md"), encoding="utf-8") as f:
+    with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as f:
         assert config_lib.describe() in f.read()
 
 
@@ -226,8 +225,7 @@ def test_readme_lists_every_mode():
     """README's mode table is zero.modes.describe(): a registered mode is documented."""
     from zero.modes import describe
 
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    with open(os.path.join(root, "README.md"), encoding="utf-8") as f:
+    with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as f:
         assert describe() in f.read()
 
 
