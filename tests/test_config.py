@@ -229,15 +229,53 @@ def test_readme_lists_every_mode():
         assert describe() in f.read()
 
 
+@pytest.mark.parametrize("factor", ["0.5", "0", "0.99"])
+def test_maximum_output_length_must_allow_a_token(factor):
+    with pytest.raises(UserError, match="'max_decode_factor', 'max_decode_extra'"):
+        load(None, [f"max_decode_factor={factor}", "max_decode_extra=0"])
+    assert load(None, ["max_decode_factor=1", "max_decode_extra=0"]).max_decode_extra == 0
+    assert load(None, ["max_decode_factor=1.5", "max_decode_extra=10"]).max_decode_factor == 1.5
+
+
 @pytest.mark.parametrize(
-    "sets",
+    "setting, message",
     [
-        ["max_decode_factor=-1"],
-        ["max_decode_extra=-2"],
-        ["max_decode_factor=0.5", "max_decode_extra=0"],
+        ("beam_size=0", "'beam_size': must be at least 1, got 0"),
+        ("beam_size=-3", "'beam_size': must be at least 1, got -3"),
+        ("dropout=1", r"'dropout': must be in \[0, 1\), got 1.0"),
+        ("dropout=-0.1", r"'dropout': must be in \[0, 1\), got -0.1"),
+        ("adam_beta2=1.0", r"'adam_beta2': must be in \[0, 1\)"),
+        ("lr=0", "'lr': must be above 0, got 0.0"),
+        ("adam_epsilon=-1e-8", "'adam_epsilon': must be above 0"),
+        ("port=65536", r"'port': must be in \[0, 65535\], got 65536"),
+        ("hidden_size=0", "'hidden_size': must be at least 1"),
+        ("batch_tokens=-1", "'batch_tokens': must be at least 1"),
+        ("threads=-1", "'threads': must be at least 0"),
+        ("max_decode_factor=-1", "'max_decode_factor': must be at least 0"),
+        ("max_decode_extra=-2", "'max_decode_extra': must be at least 0"),
     ],
 )
-def test_maximum_output_length_must_allow_a_token(sets):
-    with pytest.raises(UserError, match="'max_decode_factor', 'max_decode_extra'"):
-        load(None, sets)
-    assert load(None, ["max_decode_factor=1.5", "max_decode_extra=10"]).max_decode_factor == 1.5
+def test_a_number_outside_its_interval_names_the_key(setting, message):
+    with pytest.raises(UserError, match=message):
+        load(None, [setting])
+
+
+@pytest.mark.parametrize(
+    "setting", ["beam_size=1", "dropout=0", "dropout=0.999", "lr=1e-9", "port=0", "port=65535"]
+)
+def test_the_ends_of_an_interval_that_belong_to_it(setting):
+    key, value = setting.split("=")
+    assert load(None, [setting])[key] == float(value)
+
+
+def test_every_default_and_config_file_is_within_bounds():
+    load()
+    for name in sorted(os.listdir(os.path.join(ROOT, "configs"))):
+        load(os.path.join(ROOT, "configs", name))
+
+
+def test_run_py_reports_a_number_out_of_bounds_in_a_yaml_file(capsys, tmp_path):
+    path = _yaml(tmp_path, "beam_size: 0\n")
+    code, out, err = _main(capsys, "--mode", "params", "--config", path)
+    assert code == 1
+    assert err == "error: config key 'beam_size': must be at least 1, got 0\n"

@@ -23,16 +23,40 @@ class Key:
     `choices` is a tuple, or a function returning the names (the registries of cells,
     attentions and schedules, read when a config is checked, so a registered extension is a
     valid value). A type of `list` takes a YAML list; a None default means "unset".
+    `bounds` is a number's valid interval in the usual notation: "[1, )" at least 1, "(0, )"
+    above 0, "[0, 1)" from 0 up to but not including 1.
     """
 
-    def __init__(self, default, kind, help, group, choices=None):
+    def __init__(self, default, kind, help, group, choices=None, bounds=None):
         self.default, self.kind, self.help, self.group = default, kind, help, group
         self._choices = choices
         # Names from a registry are matched case-insensitively, as the registries do.
         self.registered = callable(choices)
+        self.bounds = bounds
+        if bounds:
+            low, high = (part.strip() for part in bounds[1:-1].split(","))
+            self._low = (float(low), bounds[0] == "[") if low else None
+            self._high = (float(high), bounds[-1] == "]") if high else None
 
     def choices(self):
         return self._choices() if self.registered else self._choices
+
+    def out_of_bounds(self, value):
+        """None, or what a value outside `bounds` should have been ("at least 1", ...)."""
+        if not self.bounds or value is None:
+            return None
+        low, high = self._low, self._high
+
+        def text(x):
+            return f"{x:g}"
+
+        fits_low = low is None or value > low[0] or (low[1] and value == low[0])
+        fits_high = high is None or value < high[0] or (high[1] and value == high[0])
+        if fits_low and fits_high:
+            return None
+        if high is None:
+            return f"{'at least' if low[1] else 'above'} {text(low[0])}"
+        return f"in {self.bounds}"
 
 
 def _cells():
@@ -74,15 +98,29 @@ SCHEMA = {
     "cell": Key(
         "lrn", str, "recurrent unit: lrn, olrn, gru, lstm, atr, sru", "architecture", _cells
     ),
-    "hidden_size": Key(1024, int, "hidden size of every recurrent layer", "architecture"),
+    "hidden_size": Key(
+        1024, int, "hidden size of every recurrent layer", "architecture", bounds="[1, )"
+    ),
     "embed_size": Key(
-        1024, int, "word embedding size (also the readout size, tied softmax)", "architecture"
+        1024,
+        int,
+        "word embedding size (also the readout size, tied softmax)",
+        "architecture",
+        bounds="[1, )",
     ),
     "num_encoder_layers": Key(
-        6, int, "encoder depth; layer 0 is the bidirectional one", "architecture"
+        6,
+        int,
+        "encoder depth; layer 0 is the bidirectional one",
+        "architecture",
+        bounds="[1, )",
     ),
     "num_decoder_layers": Key(
-        6, int, "decoder depth; layer 0 attends, layers >= 1 reuse its context", "architecture"
+        6,
+        int,
+        "decoder depth; layer 0 attends, layers >= 1 reuse its context",
+        "architecture",
+        bounds="[1, )",
     ),
     "cell_layer_norm": Key(
         False, bool, "layer normalisation inside the cells (docs/DESIGN.md, LN?)", "architecture"
@@ -110,7 +148,7 @@ SCHEMA = {
         "architecture",
         _attentions,
     ),
-    "num_heads": Key(1, int, "attention heads", "architecture"),
+    "num_heads": Key(1, int, "attention heads", "architecture", bounds="[1, )"),
     "context_aware": Key(
         True,
         bool,
@@ -119,18 +157,34 @@ SCHEMA = {
         "architecture",
     ),
     # data
-    "src_vocab_size": Key(0, int, "source vocabulary size when no src_vocab file is given", "data"),
-    "tgt_vocab_size": Key(0, int, "target vocabulary size when no tgt_vocab file is given", "data"),
+    "src_vocab_size": Key(
+        0, int, "source vocabulary size when no src_vocab file is given", "data", bounds="[0, )"
+    ),
+    "tgt_vocab_size": Key(
+        0, int, "target vocabulary size when no tgt_vocab file is given", "data", bounds="[0, )"
+    ),
     "src_lang": Key("en", str, "source language code (tokenisation, detokenisation)", "data"),
     "tgt_lang": Key("de", str, "target language code", "data"),
     "batch_tokens": Key(
-        3000, int, "token budget of a batch (padded source or target tokens)", "data"
+        3000,
+        int,
+        "token budget of a batch (padded source or target tokens)",
+        "data",
+        bounds="[1, )",
     ),
     "max_len": Key(
-        80, int, "training pairs longer than this (either side, subwords) are skipped", "data"
+        80,
+        int,
+        "training pairs longer than this (either side, subwords) are skipped",
+        "data",
+        bounds="[1, )",
     ),
     "shuffle_buffer": Key(
-        100000, int, "pairs read into one length-sorted, shuffled buffer", "data"
+        100000,
+        int,
+        "pairs read into one length-sorted, shuffled buffer",
+        "data",
+        bounds="[1, )",
     ),
     "seed": Key(1234, int, "seed of initialisation, dropout and data order", "data"),
     # files
@@ -149,17 +203,31 @@ SCHEMA = {
     ),
     # training
     "dropout": Key(
-        0.1, float, "dropout on embeddings, residual branches and the readout", "training"
+        0.1,
+        float,
+        "dropout on embeddings, residual branches and the readout",
+        "training",
+        bounds="[0, 1)",
     ),
-    "label_smoothing": Key(0.1, float, "label smoothing epsilon of the training loss", "training"),
-    "adam_beta1": Key(0.9, float, "Adam beta1", "training"),
-    "adam_beta2": Key(0.999, float, "Adam beta2", "training"),
-    "adam_epsilon": Key(1e-9, float, "Adam epsilon", "training"),
-    "clip_norm": Key(5.0, float, "gradient clipping by global norm (0 = off)", "training"),
-    "grad_accum": Key(1, int, "accumulate gradients over N batches before an update", "training"),
-    "max_steps": Key(300000, int, "stop after this many updates", "training"),
+    "label_smoothing": Key(
+        0.1, float, "label smoothing epsilon of the training loss", "training", bounds="[0, 1)"
+    ),
+    "adam_beta1": Key(0.9, float, "Adam beta1", "training", bounds="[0, 1)"),
+    "adam_beta2": Key(0.999, float, "Adam beta2", "training", bounds="[0, 1)"),
+    "adam_epsilon": Key(1e-9, float, "Adam epsilon", "training", bounds="(0, )"),
+    "clip_norm": Key(
+        5.0, float, "gradient clipping by global norm (0 = off)", "training", bounds="[0, )"
+    ),
+    "grad_accum": Key(
+        1, int, "accumulate gradients over N batches before an update", "training", bounds="[1, )"
+    ),
+    "max_steps": Key(300000, int, "stop after this many updates", "training", bounds="[1, )"),
     "max_time": Key(
-        0.0, float, "stop after this many seconds of training (0 = no limit)", "training"
+        0.0,
+        float,
+        "stop after this many seconds of training (0 = no limit)",
+        "training",
+        bounds="[0, )",
     ),
     "time_clock": Key(
         "wall",
@@ -177,19 +245,39 @@ SCHEMA = {
         "training",
         ("steps", "time"),
     ),
-    "log_every": Key(100, int, "steps between progress lines and training summaries", "training"),
+    "log_every": Key(
+        100, int, "steps between progress lines and training summaries", "training", bounds="[1, )"
+    ),
     "eval_every": Key(
-        5000, int, "steps between validation (dev loss and BLEU) and checkpoints", "training"
+        5000,
+        int,
+        "steps between validation (dev loss and BLEU) and checkpoints",
+        "training",
+        bounds="[1, )",
     ),
     "save_every": Key(
-        0, int, "steps between extra checkpoints (0 = at validation only)", "training"
+        0,
+        int,
+        "steps between extra checkpoints (0 = at validation only)",
+        "training",
+        bounds="[0, )",
     ),
-    "keep_checkpoints": Key(5, int, "how many recent checkpoints to keep", "training"),
+    "keep_checkpoints": Key(
+        5, int, "how many recent checkpoints to keep", "training", bounds="[1, )"
+    ),
     "patience": Key(
-        0, int, "stop after this many validations without dev BLEU gain (0 = never)", "training"
+        0,
+        int,
+        "stop after this many validations without dev BLEU gain (0 = never)",
+        "training",
+        bounds="[0, )",
     ),
     "eval_sentences": Key(
-        0, int, "validate BLEU on the first N dev sentences (0 = all)", "training"
+        0,
+        int,
+        "validate BLEU on the first N dev sentences (0 = all)",
+        "training",
+        bounds="[0, )",
     ),
     "workers": Key(
         [],
@@ -207,7 +295,7 @@ SCHEMA = {
         ("float32", "bfloat16", "float16"),
     ),
     # the learning rate
-    "lr": Key(1e-3, float, "peak learning rate", "schedule"),
+    "lr": Key(1e-3, float, "peak learning rate", "schedule", bounds="(0, )"),
     "lr_schedule": Key(
         "gnmt+",
         str,
@@ -215,32 +303,57 @@ SCHEMA = {
         "schedule",
         _schedules,
     ),
-    "warmup_steps": Key(4000, int, "warmup steps (gnmt+ p, noam, cosine)", "schedule"),
-    "decay_start": Key(100000, int, "gnmt+: step where exponential decay starts (s)", "schedule"),
-    "decay_end": Key(300000, int, "gnmt+: step where decay ends (e)", "schedule"),
-    "gnmt_replicas": Key(
-        1, int, "gnmt+: n, the factor the lr warms up to (Chen et al., 2018)", "schedule"
+    "warmup_steps": Key(
+        4000, int, "warmup steps (gnmt+ p, noam, cosine)", "schedule", bounds="[0, )"
     ),
-    "min_lr": Key(0.0, float, "floor of the learning rate", "schedule"),
+    "decay_start": Key(
+        100000, int, "gnmt+: step where exponential decay starts (s)", "schedule", bounds="[0, )"
+    ),
+    "decay_end": Key(300000, int, "gnmt+: step where decay ends (e)", "schedule", bounds="[0, )"),
+    "gnmt_replicas": Key(
+        1,
+        int,
+        "gnmt+: n, the factor the lr warms up to (Chen et al., 2018)",
+        "schedule",
+        bounds="[1, )",
+    ),
+    "min_lr": Key(0.0, float, "floor of the learning rate", "schedule", bounds="[0, )"),
     "plateau_patience": Key(
-        1, int, "constant schedule: evaluations without improvement before halving", "schedule"
+        1,
+        int,
+        "constant schedule: evaluations without improvement before halving",
+        "schedule",
+        bounds="[1, )",
     ),
     # decoding
-    "beam_size": Key(4, int, "beam size (1 = greedy)", "decoding"),
-    "length_penalty": Key(0.6, float, "GNMT length penalty alpha: ((5+len)/6)^alpha", "decoding"),
+    "beam_size": Key(4, int, "beam size (1 = greedy)", "decoding", bounds="[1, )"),
+    "length_penalty": Key(
+        0.6, float, "GNMT length penalty alpha: ((5+len)/6)^alpha", "decoding", bounds="[0, )"
+    ),
     "max_decode_extra": Key(
-        50, int, "maximum output length = max_decode_factor x source length + this", "decoding"
+        50,
+        int,
+        "maximum output length = max_decode_factor x source length + this",
+        "decoding",
+        bounds="[0, )",
     ),
     "max_decode_factor": Key(
-        1.0, float, "maximum output length = this x source length + max_decode_extra", "decoding"
+        1.0,
+        float,
+        "maximum output length = this x source length + max_decode_extra",
+        "decoding",
+        bounds="[0, )",
     ),
-    "decode_batch_tokens": Key(2000, int, "source tokens per decoding batch", "decoding"),
+    "decode_batch_tokens": Key(
+        2000, int, "source tokens per decoding batch", "decoding", bounds="[1, )"
+    ),
     "decode_parallel_batches": Key(
         2,
         int,
         "batches decoded at once, each in its own session run (a decoder step's small products "
         "keep about one core busy; exact: every batch decodes as alone)",
         "decoding",
+        bounds="[1, )",
     ),
     "decode_drop_finished": Key(
         True, bool, "a sentence whose beam is done leaves the running batch (exact)", "decoding"
@@ -280,7 +393,7 @@ SCHEMA = {
         "approximate: scores are normalised over the list)",
         "decoding",
     ),
-    "n_best": Key(1, int, "hypotheses written per input sentence", "decoding"),
+    "n_best": Key(1, int, "hypotheses written per input sentence", "decoding", bounds="[1, )"),
     "n_best_separator": Key(
         " ||| ", str, "field separator of n-best lines: index, text, score", "decoding"
     ),
@@ -293,16 +406,30 @@ SCHEMA = {
     "output": Key(None, str, "output file of test and score modes (default: stdout)", "modes"),
     "reference": Key(None, str, "target file of score mode", "modes"),
     "average_last": Key(
-        5, int, "average mode: how many of the latest checkpoints to average", "modes"
+        5,
+        int,
+        "average mode: how many of the latest checkpoints to average",
+        "modes",
+        bounds="[1, )",
     ),
     "export_dir": Key(None, str, "export mode: directory the SavedModel is written to", "modes"),
     "shortlist_frequent": Key(
-        100, int, "shortlist mode: most frequent target words always in the list", "modes"
+        100,
+        int,
+        "shortlist mode: most frequent target words always in the list",
+        "modes",
+        bounds="[0, )",
     ),
     "shortlist_per_word": Key(
-        20, int, "shortlist mode: most associated target words per source word", "modes"
+        20,
+        int,
+        "shortlist mode: most associated target words per source word",
+        "modes",
+        bounds="[0, )",
     ),
-    "layer": Key(0, int, "weights mode: encoder layer to decompose (0 = the first)", "modes"),
+    "layer": Key(
+        0, int, "weights mode: encoder layer to decompose (0 = the first)", "modes", bounds="[0, )"
+    ),
     "direction": Key(
         "fw",
         str,
@@ -316,10 +443,18 @@ SCHEMA = {
     # the server
     "host": Key("127.0.0.1", str, "address the server listens on (0.0.0.0: every one)", "server"),
     "port": Key(
-        5000, int, "port the server listens on (0: any free port; it prints which)", "server"
+        5000,
+        int,
+        "port the server listens on (0: any free port; it prints which)",
+        "server",
+        bounds="[0, 65535]",
     ),
     "serve_threads": Key(
-        16, int, "HTTP worker threads: requests handled at once (more wait their turn)", "server"
+        16,
+        int,
+        "HTTP worker threads: requests handled at once (more wait their turn)",
+        "server",
+        bounds="[1, )",
     ),
     "serve_batch_tokens": Key(
         4000,
@@ -327,6 +462,7 @@ SCHEMA = {
         "source token budget of one decoding batch (sentences x longest, EOS included): the "
         "decoding thread takes every waiting sentence up to it",
         "server",
+        bounds="[1, )",
     ),
     "serve_wait_ms": Key(
         20.0,
@@ -334,11 +470,18 @@ SCHEMA = {
         "when fewer sentences wait than were in flight at once recently, wait this long at most "
         "for the rest before decoding (a lone client never waits)",
         "server",
+        bounds="[0, )",
     ),
-    "serve_max_items": Key(64, int, "most sentences in one request (more: 413)", "server"),
-    "serve_max_chars": Key(2000, int, "most characters in one sentence (more: 413)", "server"),
+    "serve_max_items": Key(
+        64, int, "most sentences in one request (more: 413)", "server", bounds="[1, )"
+    ),
+    "serve_max_chars": Key(
+        2000, int, "most characters in one sentence (more: 413)", "server", bounds="[1, )"
+    ),
     # this process
-    "threads": Key(0, int, "intra-op and inter-op threads (0 = TensorFlow's choice)", "machine"),
+    "threads": Key(
+        0, int, "intra-op and inter-op threads (0 = TensorFlow's choice)", "machine", bounds="[0, )"
+    ),
     "devices": Key(
         [],
         list,
@@ -347,7 +490,11 @@ SCHEMA = {
         "machine",
     ),
     "worker_index": Key(
-        0, int, "this process's position in workers; 0 = the chief (it saves)", "machine"
+        0,
+        int,
+        "this process's position in workers; 0 = the chief (it saves)",
+        "machine",
+        bounds="[0, )",
     ),
 }
 
@@ -453,6 +600,12 @@ def parse_sets(sets):
     return out
 
 
+def _check_bounds(values):
+    for key, spec in SCHEMA.items():
+        if (wanted := spec.out_of_bounds(values[key])) is not None:
+            raise UserError(f"config key '{key}': must be {wanted}, got {values[key]!r}")
+
+
 def _check_choices(values):
     for key, spec in SCHEMA.items():
         names = spec.choices()
@@ -474,10 +627,11 @@ def load(path=None, sets=None):
         _apply(values, read_yaml(path), path)
     _apply(values, parse_sets(sets), "--set")
     _check_choices(values)
+    _check_bounds(values)
     if values["lr_progress"] == "time" and values["max_time"] <= 0:
         raise UserError("config key 'lr_progress': 'time' needs a positive max_time")
     factor, extra = values["max_decode_factor"], values["max_decode_extra"]
-    if factor < 0 or extra < 0 or int(factor) + extra < 1:
+    if int(factor) + extra < 1:
         raise UserError(
             "config keys 'max_decode_factor', 'max_decode_extra': the maximum output length "
             f"factor x source length + extra must be at least 1 token (got {factor} and {extra})"
@@ -509,9 +663,15 @@ def describe():
     """Markdown tables of every key by group, for the README."""
     rows = []
     for group, meaning in GROUPS.items():
-        rows += [f"**{group}**: {meaning}", "", "| key | default | meaning |", "|---|---|---|"]
+        rows += [
+            f"**{group}**: {meaning}",
+            "",
+            "| key | default | valid | meaning |",
+            "|---|---|---|---|",
+        ]
         for key, spec in SCHEMA.items():
             if spec.group == group:
-                rows.append(f"| `{key}` | `{spec.default}` | {spec.help} |")
+                valid = f"`{spec.bounds}`" if spec.bounds else ""
+                rows.append(f"| `{key}` | `{spec.default}` | {valid} | {spec.help} |")
         rows.append("")
     return "\n".join(rows).rstrip("\n")
