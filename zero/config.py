@@ -46,16 +46,12 @@ class Key:
         if not self.bounds or value is None:
             return None
         low, high = self._low, self._high
-
-        def text(x):
-            return f"{x:g}"
-
         fits_low = low is None or value > low[0] or (low[1] and value == low[0])
         fits_high = high is None or value < high[0] or (high[1] and value == high[0])
         if fits_low and fits_high:
             return None
         if high is None:
-            return f"{'at least' if low[1] else 'above'} {text(low[0])}"
+            return f"{'at least' if low[1] else 'above'} {low[0]:g}"
         return f"in {self.bounds}"
 
 
