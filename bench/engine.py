@@ -8,7 +8,8 @@ For the model directory's best checkpoint and the test set of --data (test.bpe.e
     rounding: the changed column counts the sentences that differ);
   - bfloat16 matrix products, the output shortlist (the model directory's shortlist.npz,
     built if missing), early stop, the sample configs' maximum output length (1.5 x source +
-    10, where the model's own may be source + 50) and combinations (the approximate paths).
+    10, where the model's own may be source + 50), both together (the sample configs'
+    decoding) and combinations (the approximate paths).
 Each is decoded --runs times, interleaved with the others so they share the machine's state,
 median per path; sentences/s, target tokens/s and test sacreBLEU. Then where the time goes
 (a traced pass over a few batches, op time summed by what the op belongs to), the share of
@@ -36,12 +37,14 @@ PATHS = ("baseline", "drop finished", "vocab table", "shared memory", "row top-k
 # decode_batch_tokens (the same translations up to rounding, which batch sizes change).
 BIGGER = ("exact, 2x batches", "exact, 4x batches")
 SHORTER = "max length 1.5x+10"  # the sample configs' maximum output length
+SAMPLE = "1.5x+10+early stop"  # the sample configs' decoding
 APPROXIMATE = (
     "bfloat16",
     "shortlist",
     "early stop",
     "shortlist+early stop",
     SHORTER,
+    SAMPLE,
     "shortlist+bfloat16",
 )
 # Op time by what the op belongs to: first match of the node name wins.
@@ -61,7 +64,12 @@ def variant_configs(config):
     """{path name: config overrides} of every path measured."""
     from zero.decode import TECHNIQUES
 
-    off = {**dict.fromkeys(TECHNIQUES, False), "decode_parallel_batches": 1}
+    # Early stop is approximate: off on every exact path, whatever the model's config says.
+    off = {
+        **dict.fromkeys(TECHNIQUES, False),
+        "decode_parallel_batches": 1,
+        "decode_early_stop": False,
+    }
     names = dict(zip(PATHS[1:5], TECHNIQUES, strict=True))
     paths = {"baseline": off}
     paths.update({name: {**off, key: True} for name, key in names.items()})
@@ -69,6 +77,7 @@ def variant_configs(config):
     on = {
         **dict.fromkeys(TECHNIQUES, True),
         "decode_parallel_batches": config.decode_parallel_batches,
+        "decode_early_stop": False,
     }
     paths[EXACT] = on
     for name, scale in zip(BIGGER, (2, 4), strict=True):
@@ -76,6 +85,7 @@ def variant_configs(config):
     paths["bfloat16"] = {**on, "precision": "bfloat16"}
     paths["early stop"] = {**on, "decode_early_stop": True}
     paths[SHORTER] = {**on, "max_decode_factor": 1.5, "max_decode_extra": 10}
+    paths[SAMPLE] = {**paths[SHORTER], "decode_early_stop": True}
     paths["shortlist+early stop"] = {**paths["early stop"], "shortlist": config.shortlist}
     paths["shortlist"] = {**on, "shortlist": config.shortlist}
     paths["shortlist+bfloat16"] = {**on, "shortlist": config.shortlist, "precision": "bfloat16"}

@@ -99,9 +99,11 @@ class ServerProcess:
         self.lines.put(None)
 
     def stop(self):
-        """SIGINT, as Ctrl-C: the server closes its connections; -> its last log lines."""
+        """SIGTERM, as a service manager stops it: the server closes its connections; -> its
+        last log lines. Not SIGINT: a shell ignores it in background jobs, and so would the
+        server started from one."""
         if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
+            self.proc.send_signal(signal.SIGTERM)
         self.proc.wait(timeout=HANG_GUARD)
         while (line := self.lines.get(timeout=HANG_GUARD)) is not None:
             self.log.append(line)

@@ -398,8 +398,10 @@ SCHEMA = {
         [], list, "further model directories or checkpoints to ensemble with", "decoding"
     ),
     # the other modes
-    "input": Key(None, str, "input file of test, score and weights modes", "modes"),
-    "output": Key(None, str, "output file of test and score modes (default: stdout)", "modes"),
+    "input": Key(None, str, "input file of test, translate, score and weights modes", "modes"),
+    "output": Key(
+        None, str, "output file of test, translate and score modes (default: stdout)", "modes"
+    ),
     "reference": Key(None, str, "target file of score mode", "modes"),
     "average_last": Key(
         5,
