@@ -228,8 +228,10 @@ def check_data(data_dir, names=("vocab.en", "vocab.de", "train.bpe.en", "test.bp
 
 
 # Random weights decode every sentence to its maximum length: the benchmarks that time them keep
-# the maximum the tables were measured with (source + 50), whatever the configs decode with.
-FIXED_STEPS = ["max_decode_factor=1.0", "max_decode_extra=50"]
+# the maximum the tables were measured with (source + 50), whatever the configs decode with, and
+# the exact search (early stop ends sentences where the weights' scores say, so the steps would
+# no longer be the tables').
+FIXED_STEPS = ["max_decode_factor=1.0", "max_decode_extra=50", "decode_early_stop=false"]
 
 
 def model_config(cell, size, data_dir, sets=(), threads=0):
