@@ -75,9 +75,9 @@ def variant_configs(config):
     paths.update({name: {**off, key: True} for name, key in names.items()})
     paths[TWO] = {**off, "decode_parallel_batches": 2}
     on = {
+        **off,
         **dict.fromkeys(TECHNIQUES, True),
         "decode_parallel_batches": config.decode_parallel_batches,
-        "decode_early_stop": False,
     }
     paths[EXACT] = on
     for name, scale in zip(BIGGER, (2, 4), strict=True):
