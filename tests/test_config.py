@@ -1,6 +1,7 @@
 """zero/config.py and run.py's handling of configuration errors."""
 
 import os
+import re
 import subprocess
 import sys
 
@@ -213,6 +214,26 @@ def test_run_py_exits_1_without_traceback(setting):
     assert "did you mean" in lines[0]
     assert "Traceback" not in result.stderr
     assert result.stdout == ""
+
+
+def test_run_py_keeps_tensorflow_start_up_lines_off_the_console():
+    """No "I0000 ... port.cc ..." lines from TensorFlow's C++ side unless --verbose (on CPUs
+    where TensorFlow turns oneDNN on by itself it announces that while loading, whatever
+    TF_CPP_MIN_LOG_LEVEL says; run.py must not pass that on to the user)."""
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    result = subprocess.run(
+        [sys.executable, "run.py", "--mode", "params", "--set", "hidden_size=8",
+         "--set", "embed_size=8", "--set", "src_vocab_size=50", "--set", "tgt_vocab_size=60"],
+        cwd=ROOT, capture_output=True, text=True, timeout=120, env=env,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    noise = [
+        line
+        for line in result.stderr.splitlines()
+        if re.match(r"[IWEF]\d{4} ", line) or "absl::InitializeLog" in line
+    ]
+    assert noise == [], result.stderr
+    assert "total parameters" in result.stdout
 
 
 def test_readme_lists_every_key_with_its_default():
