@@ -5,6 +5,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import pytest  # noqa: E402
+
+from zero import log  # noqa: E402
+
+log.import_tensorflow_quietly()  # its oneDNN start-up lines would end every test run's output
 import tensorflow as tf  # noqa: E402
 
 tf.compat.v1.disable_eager_execution()
