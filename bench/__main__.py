@@ -71,8 +71,7 @@ def main(argv=None):
 if __name__ == "__main__":
     # Quiet TensorFlow's C++ start-up lines before a benchmark imports it.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    if os.environ["TF_CPP_MIN_LOG_LEVEL"] != "0":
-        from zero import log
+    from zero import log
 
-        log.import_tensorflow_quietly()
+    log.import_tensorflow_quietly()
     sys.exit(main())

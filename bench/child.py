@@ -73,8 +73,7 @@ def main(argv):
 if __name__ == "__main__":
     # Quiet TensorFlow's C++ start-up lines before the measured module imports it.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    if os.environ["TF_CPP_MIN_LOG_LEVEL"] != "0":
-        from zero import log
+    from zero import log
 
-        log.import_tensorflow_quietly()
+    log.import_tensorflow_quietly()
     main(sys.argv[1:])

@@ -37,15 +37,15 @@ def setup(verbose=False):
     """Quiet TensorFlow (or, verbose, show all of its lines and our debug lines)."""
     os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0" if verbose else "3"
     _logger.setLevel(logging.DEBUG if verbose else logging.INFO)
-    if not verbose:
-        import_tensorflow_quietly()
+    import_tensorflow_quietly()
     if "tensorflow" in sys.modules:
         quiet_python_side(verbose)
 
 
 def import_tensorflow_quietly():
-    """Load TensorFlow (if not loaded yet) without its start-up lines on stderr."""
-    if "tensorflow" not in sys.modules:
+    """Load TensorFlow (if not loaded yet) without its start-up lines on stderr, unless
+    TF_CPP_MIN_LOG_LEVEL is 0 (asked for every line: verbose); then it stays unloaded here."""
+    if "tensorflow" not in sys.modules and os.environ.get("TF_CPP_MIN_LOG_LEVEL") != "0":
         with _stderr_to_devnull():
             import tensorflow  # noqa: F401
 
