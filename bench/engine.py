@@ -32,7 +32,16 @@ v1 = tf.compat.v1
 
 EXACT = "exact (all on)"
 TWO = "2 batches at once"
-PATHS = ("baseline", "drop finished", "vocab table", "shared memory", "row top-k", TWO, EXACT)
+PATHS = (
+    "baseline",
+    "drop finished",
+    "vocab table",
+    "shared memory",
+    "row top-k",
+    "row normaliser",
+    TWO,
+    EXACT,
+)
 # With finished sentences leaving, larger batches waste nothing: the exact path with 2x and 4x
 # decode_batch_tokens (the same translations up to rounding, which batch sizes change).
 BIGGER = ("exact, 2x batches", "exact, 4x batches")
@@ -70,9 +79,11 @@ def variant_configs(config):
         "decode_parallel_batches": 1,
         "decode_early_stop": False,
     }
-    names = dict(zip(PATHS[1:5], TECHNIQUES, strict=True))
+    names = dict(zip(PATHS[1:6], TECHNIQUES, strict=True))
     paths = {"baseline": off}
     paths.update({name: {**off, key: True} for name, key in names.items()})
+    # The normaliser works on the rows row top-k finds: measured beside row top-k alone.
+    paths["row normaliser"]["decode_row_topk"] = True
     paths[TWO] = {**off, "decode_parallel_batches": 2}
     on = {
         **off,

@@ -8,9 +8,10 @@ import tensorflow as tf
 from helpers import CELLS, make_session, pad, random_sentences, randomize, tiny_config
 
 from zero import config as config_lib
-from zero.candidates import NEG_INF
+from zero.candidates import BLOCK, NEG_INF, Logits, Scorer
 from zero.decode import TECHNIQUES, Translator, strip_eos
 from zero.model import Model
+from zero.vocab import BOS, EOS, PAD
 
 v1 = tf.compat.v1
 
@@ -69,6 +70,34 @@ def test_techniques_change_no_output(cell, beam):
 def test_techniques_change_no_output_of_an_ensemble(beam):
     out = _decode("lrn", beam, members=2)
     _assert_same(out["off"], out["on"])
+
+
+def test_row_normaliser_gives_the_log_softmax_of_the_kept_words():
+    """Scorer on Logits: each row's best words and their log-probabilities as numpy's
+    log-softmax gives them, forced rows (only EOS) included, -inf padding columns ignored."""
+    rng = np.random.default_rng(5)
+    n, v, k = 6, 150, 3
+    logits = np.full([n, 2 * BLOCK + BLOCK], -np.inf, np.float32)
+    logits[:, :v] = rng.normal(0, 4, [n, v])
+    logits[1, :v] = -30.0  # a flat row, one word far ahead: its softmax is near 1
+    logits[1, 7] = 40.0
+    shifted = logits[:, :v] - logits[:, :v].max(1, keepdims=True)
+    log_p = shifted - np.log(np.exp(shifted).sum(1, keepdims=True))
+    log_p[:, [PAD, BOS]] = -np.inf  # never candidates
+    forced = np.array([False, False, True, False, True, False])
+    with tf.Graph().as_default():
+        scorer = Scorer(v)
+        values, ids = scorer.top(Logits(tf.constant(logits)), k, tf.constant(forced))
+        with make_session() as sess:
+            values, ids = sess.run([values, ids])
+    for row in range(n):
+        if forced[row]:
+            assert ids[row, 0] == EOS and values[row, 1] <= NEG_INF / 10
+            np.testing.assert_allclose(values[row, 0], log_p[row, EOS], atol=2e-5)
+            continue
+        best = np.argsort(-log_p[row], kind="stable")[:k]
+        assert list(ids[row]) == list(best), row
+        np.testing.assert_allclose(values[row], log_p[row, best], atol=2e-5)
 
 
 def test_early_stop_runs_fewer_steps():

@@ -375,6 +375,14 @@ SCHEMA = {
         "every row (exact)",
         "decoding",
     ),
+    "decode_row_normalizer": Key(
+        True,
+        bool,
+        "with decode_row_topk and one model: log-probabilities of the words each hypothesis "
+        "keeps only, normalised by one fused softmax instead of a log-softmax over every row "
+        "(exact)",
+        "decoding",
+    ),
     "decode_early_stop": Key(
         False,
         bool,

@@ -22,6 +22,7 @@ TECHNIQUES = (
     "decode_vocab_table",  # layer 0's first projection of every target word, looked up
     "decode_shared_memory",  # a sentence's memory and keys read by its K hypotheses, untiled
     "decode_row_topk",  # each hypothesis's best words found blockwise, no [N, V] mask
+    "decode_row_normalizer",  # with row top-k: log-probabilities of the kept words only
 )
 
 
@@ -101,15 +102,18 @@ class Translator:
         )
 
     def _step(self, ids, states, cache, beam=None):
-        """All members' step: (the mean of their log-probabilities, new states)."""
+        """All members' step: (the mean of their log-probabilities, new states); one model's
+        Logits with decode_row_normalizer (the Scorer normalises the words it keeps)."""
         total, new_states, s, c = None, [], 0, 0
         if not self.config.decode_shared_memory:
             beam = None  # the cache is tiled per hypothesis
+        config = self.config
+        lazy = config.decode_row_topk and config.decode_row_normalizer and len(self.members) == 1
         for m in self.members:
             logits, st = m.step(
                 ids, states[s : s + len(m.states)], cache[c : c + len(m.cache)], beam
             )
-            scores = tf.nn.log_softmax(logits)
+            scores = candidates.Logits(logits) if lazy else tf.nn.log_softmax(logits)
             total = scores if total is None else total + scores
             new_states += st
             s, c = s + len(m.states), c + len(m.cache)
