@@ -38,7 +38,7 @@ PATHS = (
     "vocab table",
     "shared memory",
     "row top-k",
-    "row normaliser",
+    "row top-k+normaliser",
     TWO,
     EXACT,
 )
@@ -83,7 +83,7 @@ def variant_configs(config):
     paths = {"baseline": off}
     paths.update({name: {**off, key: True} for name, key in names.items()})
     # The normaliser works on the rows row top-k finds: measured beside row top-k alone.
-    paths["row normaliser"]["decode_row_topk"] = True
+    paths["row top-k+normaliser"]["decode_row_topk"] = True
     paths[TWO] = {**off, "decode_parallel_batches": 2}
     on = {
         **off,
