@@ -77,7 +77,7 @@ def test_row_normaliser_gives_the_log_softmax_of_the_kept_words():
     log-softmax gives them, forced rows (only EOS) included, -inf padding columns ignored."""
     rng = np.random.default_rng(5)
     n, v, k = 6, 150, 3
-    logits = np.full([n, 2 * BLOCK + BLOCK], -np.inf, np.float32)
+    logits = np.full([n, 3 * BLOCK], -np.inf, np.float32)  # v words, -inf padding
     logits[:, :v] = rng.normal(0, 4, [n, v])
     logits[1, :v] = -30.0  # a flat row, one word far ahead: its softmax is near 1
     logits[1, 7] = 40.0

@@ -76,16 +76,15 @@ class Scorer:
         is_eos = tf.equal(tf.range(tf.shape(scores)[1]), EOS)[None, :]
         return tf.where(forced[:, None] & tf.logical_not(is_eos), NEG_INF, scores)
 
-    def _row_best(self, scores, k):
+    def _row_best(self, scores, k, normalise):
         """Each row's k best columns that are not PAD or BOS, and what turns a row's scores
-        into log-probabilities ([N, 1]: subtracted; 0 for log-probabilities)."""
+        into log-probabilities ([N, 1]: subtracted; 0 when they are log-probabilities, i.e.
+        unless `normalise`)."""
+        values, columns = row_top(scores, k + 2)
         shift = 0.0
-        if isinstance(scores, Logits):
-            values, columns = row_top(scores.logits, k + 2)
-            p_best = tf.gather(tf.nn.softmax(scores.logits), columns[:, :1], batch_dims=1)
+        if normalise:
+            p_best = tf.gather(tf.nn.softmax(scores), columns[:, :1], batch_dims=1)
             shift = values[:, :1] - tf.math.log(p_best)
-        else:
-            values, columns = row_top(scores, k + 2)
         never = tf.equal(columns, PAD) | tf.equal(columns, BOS)
         values, pick = tf.nn.top_k(tf.where(never, NEG_INF, values), k)
         return values - shift, tf.gather(columns, pick, batch_dims=1), shift
@@ -96,10 +95,10 @@ class Scorer:
             scores = _log_probabilities(scores)
             values, columns = tf.nn.top_k(self._forced_only_eos(scores + self.never, forced), k)
             return values, self._ids(columns)
-        values, columns, shift = self._row_best(scores, k)
+        raw = scores.logits if isinstance(scores, Logits) else scores
+        values, columns, shift = self._row_best(raw, k, normalise=raw is not scores)
         # What top_k of a forced row gives: EOS, then NEG_INF ties in column order.
         filler = tf.constant([EOS] + [c for c in range(k) if c != EOS][: k - 1], tf.int32)
-        raw = scores.logits if isinstance(scores, Logits) else scores
         n = tf.shape(raw)[0]
         eos = raw[:, EOS : EOS + 1] - shift
         forced_values = tf.concat([eos, tf.fill([n, k - 1], NEG_INF)], 1)
