@@ -39,6 +39,7 @@ PATHS = (
     "shared memory",
     "row top-k",
     "row top-k+normaliser",
+    "projected memory",
     TWO,
     EXACT,
 )
@@ -79,7 +80,7 @@ def variant_configs(config):
         "decode_parallel_batches": 1,
         "decode_early_stop": False,
     }
-    names = dict(zip(PATHS[1:6], TECHNIQUES, strict=True))
+    names = dict(zip(PATHS[1:7], TECHNIQUES, strict=True))
     paths = {"baseline": off}
     paths.update({name: {**off, key: True} for name, key in names.items()})
     # The normaliser works on the rows row top-k finds: measured beside row top-k alone.
@@ -186,8 +187,11 @@ def work(config, batches, result):
     total, beam = 0.0, config.beam_size
     for batch, size in zip(batches, result["output_sizes"], strict=True):
         src_len = batch["src"].shape[1]
-        total += flops.encoder_flops(config, src_len) * len(batch["index"])
-        per_step = flops.decode_step_flops(config, src_len, size, config.decode_vocab_table)
+        projected = config.decode_projected_memory
+        total += flops.encoder_flops(config, src_len, projected) * len(batch["index"])
+        per_step = flops.decode_step_flops(
+            config, src_len, size, config.decode_vocab_table, projected
+        )
         for index in batch["index"]:
             total += per_step * (1 + beam * (steps[int(index)] - 1))
     return total

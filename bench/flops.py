@@ -76,9 +76,10 @@ def train_step_flops(config, batch, src_len, tgt_len, tgt_vocab, tgt_tokens=None
     return 3 * model_flops(config, batch, src_len, tgt_len, tgt_vocab, tgt_tokens)
 
 
-def encoder_flops(config, src_len):
+def encoder_flops(config, src_len, projected=False):
     """Forward FLOPs of encoding one sentence of src_len tokens (padding included), with the
-    decoder's initial states and the attention keys."""
+    decoder's initial states and the attention keys (and with `projected`, the memory times
+    every decoder layer's higher-cell W: decode_projected_memory)."""
     d, e = config.hidden_size, config.embed_size
     n_in, n_rec = widths(config.cell)
     state = d * (2 if config.cell.lower() in ("lstm", "sru") else 1)
@@ -90,19 +91,23 @@ def encoder_flops(config, src_len):
     per_token = cell(e) + (cell(e) + cell(d) if config.context_aware else cell(e))
     per_token += 2 * first_out * d + (config.num_encoder_layers - 1) * (cell(d) + 2 * d * d)
     per_token += 2 * d * d  # attention keys W_k m
+    if projected:
+        per_token += config.num_decoder_layers * 2 * d * n_in * d
     return src_len * per_token + config.num_decoder_layers * 2 * d * state
 
 
-def decode_step_flops(config, src_len, output_size, table=False):
+def decode_step_flops(config, src_len, output_size, table=False, projected=False):
     """Forward FLOPs of one decoder step of one hypothesis: each layer's two cells (layer 0's
-    first input projection is a lookup with the vocabulary table), the attention's query,
-    scores and context over src_len, the residual maps, the readout and the output layer
-    over output_size words (the vocabulary, or a shortlist)."""
+    first input projection is a lookup with the vocabulary table; with `projected` each
+    higher cell's input product is, per head, an average of src_len projected memory rows), the
+    attention's query, scores and context over src_len, the residual maps, the readout and
+    the output layer over output_size words (the vocabulary, or a shortlist)."""
     d, e = config.hidden_size, config.embed_size
     n_in, n_rec = widths(config.cell)
     total = 0
     for i in range(config.num_decoder_layers):
         lower_in = 0 if (i == 0 and table) else (e if i == 0 else d) * n_in * d
-        total += 2 * (lower_in + 2 * d * n_rec * d + d * n_in * d + d * d)
+        higher_in = (config.num_heads * src_len if projected else d) * n_in * d
+        total += 2 * (lower_in + 2 * d * n_rec * d + higher_in + d * d)
     total += 2 * (d * d + 2 * src_len * d)  # query, scores (v . tanh or q . k), context
     return total + 2 * (2 * d * e + e * output_size)

@@ -11,7 +11,7 @@ import tensorflow as tf
 
 from rnns import precision
 from rnns.cell import root_graph
-from rnns.ops import DEFAULT_INIT
+from rnns.ops import DEFAULT_INIT, matmul
 
 v1 = tf.compat.v1
 
@@ -100,6 +100,31 @@ class Attention:
             return tf.reshape(context, [shape[0], -1, memory.shape[-1]])
         context = precision.matmul(tf.expand_dims(weights, 2), heads)  # [B, H, 1, d_mem / H]
         return tf.reshape(context, [shape[0], memory.shape[-1]])
+
+    def project_values(self, memory, w):
+        """memory [B, S, d_mem], w [d_mem, P] -> values [B, S, H * P] from which
+        projected_context gets context x w: head h's P columns are its part of the memory
+        times its rows of w (each head averages its own, the heads' averages add up). Made
+        once per memory, outside the loop."""
+        if self.num_heads == 1:
+            return matmul(memory, w)
+        heads, part = self.num_heads, memory.shape[-1] // self.num_heads
+        shape = tf.shape(memory)
+        m = tf.transpose(tf.reshape(memory, [-1, heads, part]), [1, 0, 2])  # [H, B * S, part]
+        v = precision.matmul(m, tf.reshape(w, [heads, part, -1]))  # [H, B * S, P]
+        v = tf.transpose(v, [1, 0, 2])
+        return tf.reshape(v, [shape[0], shape[1], heads * w.shape[-1]])
+
+    def projected_context(self, weights, values):
+        """context(weights, memory) W from values = project_values(memory, W), without the
+        [., d_mem] x [d_mem, P] product: the average of projected rows is the projected
+        average, and with heads W's rows split as the context's units do."""
+        context = self.context(weights, values)  # [B, (K,) H * P]
+        if self.num_heads == 1:
+            return context
+        width = values.shape[-1] // self.num_heads
+        shape = tf.concat([tf.shape(context)[:-1], [self.num_heads, width]], 0)
+        return tf.reduce_sum(tf.reshape(context, shape), -2)
 
     @staticmethod
     def align(keys, query):

@@ -77,6 +77,10 @@ class Cell:
         self.input_size = input_size
         self._graph = root_graph()
 
+    def built_in(self):
+        """The graph whose variables the cell holds (None before build)."""
+        return self._graph
+
     def _build(self):
         """Create the recurrent variables (inside the cell's variable scope)."""
 
@@ -107,10 +111,14 @@ class Cell:
     def project(self, x):
         """x [..., d_in] -> [..., proj_size]: x W (+ LN), for all time steps at once."""
         self.build(x.shape[-1])
-        y = matmul(x, self.W, w_t=self.W_t)
-        if self.ln_W is not None:
-            y = normalize(y, *self.ln_W, blocks=self.proj_blocks)
-        return y
+        return self.finish_projection(matmul(x, self.W, w_t=self.W_t))
+
+    def finish_projection(self, xw):
+        """x W -> the projection `project` gives (LN per block with layer_norm). For a caller
+        that has x W by other means (a weighted sum of rows already multiplied by W)."""
+        if self.ln_W is None:
+            return xw
+        return normalize(xw, *self.ln_W, blocks=self.proj_blocks)
 
     def step(self, proj_t, state):
         """proj_t [B, proj_size], state [B, state_size] -> new state [B, state_size]."""

@@ -7,6 +7,8 @@ unchanged, so a padded batch gives exactly the results of the unpadded sequences
 
 import tensorflow as tf
 
+from rnns.cell import root_graph
+
 v1 = tf.compat.v1
 
 # Steps of an RNN depend on each other, but the loop's bookkeeping (reading inputs, writing
@@ -133,30 +135,57 @@ class CondRNN:
         if self.attention is not None:
             self.attention.build(memory_size, query_size=self.lower.hidden_size)
 
-    def precompute(self, memory, memory_mask=None):
-        """Cache for stepping: memory [B, S, d_mem], its mask [B, S] and the attention keys."""
+    def precompute(self, memory, memory_mask=None, project_for=None):
+        """Cache for stepping: memory [B, S, d_mem], its mask [B, S] and the attention keys.
+
+        project_for: the cells that read this layer's context (its higher cell, then the
+        higher cells of aligned layers above): the cache then also holds `values`, the memory
+        times their W side by side, and a step gets each cell's context W as the attention's
+        average of those rows (Attention.projected_context) instead of a [N, d_mem] x
+        [d_mem, proj] product per step (the same numbers up to float rounding).
+        """
         memory = tf.convert_to_tensor(memory)
         if memory_mask is None:
             memory_mask = tf.ones(tf.shape(memory)[:2])
         cache = {"memory": memory, "mask": tf.cast(memory_mask, tf.float32)}
+        if project_for and self.attention is None:
+            raise ValueError("project_for needs an attending layer (its weights average rows)")
         if self.attention is not None:
             self.build(None, memory.shape[-1])
             cache["keys"] = self.attention.precompute_keys(memory)
+            if project_for:
+                if project_for[0] is not self.higher:
+                    raise ValueError("project_for starts with this layer's higher cell")
+                if any(cell.built_in() is not root_graph() for cell in project_for):
+                    raise ValueError("project_for: build the cells above first (their scopes)")
+                with tf.name_scope("precompute"):  # per batch (bench decode's parts)
+                    w = [cell.W for cell in project_for]
+                    w = w[0] if len(w) == 1 else tf.concat(w, 1)
+                    cache["values"] = self.attention.project_values(memory, w)
         return cache
 
-    def _attend_and_update(self, s, cache, memory_t=None, beam=None):
+    def _attend_and_update(self, s, cache, memory_t=None, beam=None, memory_proj=None):
         """The part of a step after the lower cell: the context, then the higher cell.
-        beam=K: s holds K hypotheses per sentence of the (untiled) cache, consecutively."""
+        beam=K: s holds K hypotheses per sentence of the (untiled) cache, consecutively.
+        Returns (context, new state, context x W of the cells above, or None)."""
+        xw = above = None
         if self.attention is None:
-            context = memory_t
+            context, xw = memory_t, memory_proj
         else:
             query = self.lower.output(s)
             if beam:
                 query = tf.reshape(query, [-1, beam, query.shape[-1]])  # [B, K, d]
-            context, _ = self.attention(query, cache["keys"], cache["memory"], cache["mask"])
-            if beam:
-                context = tf.reshape(context, [-1, context.shape[-1]])  # [B * K, d_mem]
-        return context, self.higher.step(self.higher.project(context), s)
+            context, weights = self.attention(query, cache["keys"], cache["memory"], cache["mask"])
+            if "values" in cache:
+                xw = self.attention.projected_context(weights, cache["values"])
+            if beam:  # [B, K, .] -> [B * K, .]
+                context = tf.reshape(context, [-1, context.shape[-1]])
+                xw = None if xw is None else tf.reshape(xw, [-1, xw.shape[-1]])
+            own = self.higher.proj_size
+            if xw is not None and xw.shape[-1] > own:
+                xw, above = tf.split(xw, [own, xw.shape[-1] - own], axis=-1)
+        proj = self.higher.project(context) if xw is None else self.higher.finish_projection(xw)
+        return context, self.higher.step(proj, s), above
 
     def __call__(self, inputs, mask, memory, memory_mask=None, initial_state=None, reverse=False):
         """inputs [B, T, d_in], mask [B, T]; memory [B, S, d_mem] with memory_mask [B, S]
@@ -185,7 +214,9 @@ class CondRNN:
             cache = self.precompute(memory, memory_mask)
 
             def step(xs, state):
-                context, new_state = self._attend_and_update(self.lower.step(xs[0], state), cache)
+                context, new_state, _ = self._attend_and_update(
+                    self.lower.step(xs[0], state), cache
+                )
                 return new_state, [context]
 
             states, (contexts,), final_state = _loop(
@@ -194,15 +225,19 @@ class CondRNN:
             contexts = _time_major(contexts)
         return _batch_major(states, self.higher), contexts, final_state
 
-    def step(self, x_t, state, cache=None, memory_t=None, x_proj=None, beam=None):
+    def step(self, x_t, state, cache=None, memory_t=None, x_proj=None, beam=None, memory_proj=None):
         """One step from the raw input x_t [B, d_in] and the carried state [B, state_size].
 
         Attention mode needs `cache` (from `precompute`), aligned mode `memory_t` [B, d_mem].
         x_proj: the lower cell's projection of x_t when the caller has it already (a lookup
-        table); beam=K: the rows are K hypotheses per sentence of the cache, which is then not
-        tiled (the attention reads each sentence's memory once for its K queries).
-        Returns (output [B, d], context [B, d_mem], new_state), the numbers __call__ gives at
-        that position. No masking: the caller decides what happens to finished sequences.
+        table); memory_proj: memory_t times the higher cell's W, before any layer norm, when
+        the caller has it (the `above` of the attending layer's step); beam=K: the rows are K
+        hypotheses per sentence of the cache, which is then not tiled (the attention reads each
+        sentence's memory once for its K queries).
+        Returns (output [B, d], context [B, d_mem], new_state, above), the numbers __call__
+        gives at that position; `above` is the context times the W of the cells above that
+        precompute's project_for named, side by side ([B, their proj sizes]), else None.
+        No masking: the caller decides what happens to finished sequences.
         """
         if self.attention is not None:
             if cache is None:
@@ -215,5 +250,7 @@ class CondRNN:
         self.build(x_t.shape[-1], memory_size)
         proj = self.lower.project(x_t) if x_proj is None else x_proj
         s = self.lower.step(proj, state)
-        context, new_state = self._attend_and_update(s, cache, memory_t=memory_t, beam=beam)
-        return self.higher.output(new_state), context, new_state
+        context, new_state, above = self._attend_and_update(
+            s, cache, memory_t=memory_t, beam=beam, memory_proj=memory_proj
+        )
+        return self.higher.output(new_state), context, new_state, above

@@ -23,16 +23,15 @@ def _variants(singles):
     return variants
 
 
-def _decode(cell, beam, singles=False, members=1):
+def _decode(cell, beam, singles=False, members=1, variants=None, **model):
     """{variant: (ids, scores, steps)} of one batch of random sentences."""
-    base = tiny_config(
-        cell=cell, beam_size=beam, max_decode_extra=6, num_encoder_layers=1, num_decoder_layers=2
-    )
+    model = {"num_encoder_layers": 1, "num_decoder_layers": 2, **model}
+    base = tiny_config(cell=cell, beam_size=beam, max_decode_extra=6, **model)
     with tf.Graph().as_default():
         models = [Model(base, 20, 20, scope=f"m{i}") for i in range(members)]
         translators = {
             name: Translator(models, config_lib.Config({**base, **techniques}))
-            for name, techniques in _variants(singles).items()
+            for name, techniques in (variants or _variants(singles)).items()
         }
         init = v1.global_variables_initializer()
         with make_session() as sess:
@@ -64,6 +63,17 @@ def test_techniques_change_no_output(cell, beam):
     steps_off, steps_on = out["off"][2], out["on"][2]
     assert (steps_off == steps_off.max()).all(), "without dropping, every sentence runs to the end"
     assert (steps_on <= steps_off).all() and steps_on.min() < steps_off.max()
+
+
+@pytest.mark.parametrize("shared", [False, True])
+def test_projected_memory_with_heads_and_layers_above(shared):
+    """Two attention heads and two aligned layers above the attending one: the projected
+    memory's per-head sums and its split among the layers change no output, with the cache
+    per sentence or tiled per hypothesis."""
+    on = {**dict.fromkeys(TECHNIQUES, True), "decode_shared_memory": shared}
+    variants = {"off": {**on, "decode_projected_memory": False}, "on": on}
+    out = _decode("lrn", 4, variants=variants, num_decoder_layers=3, num_heads=2)
+    _assert_same(out["off"], out["on"])
 
 
 @pytest.mark.parametrize("beam", [1, 4])

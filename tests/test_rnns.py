@@ -489,7 +489,7 @@ def test_cond_rnn_step_equals_call(graph, name, heads, layer_norm):
     stepped = []
     for t in range(6):
         memory_t = None if heads else tf.constant(memory[:, t])
-        out, ctx, state = cond.step(tf.constant(x[:, t]), state, cache=cache, memory_t=memory_t)
+        out, ctx, state, _ = cond.step(tf.constant(x[:, t]), state, cache=cache, memory_t=memory_t)
         stepped.append((out, ctx))
     n_vars = len(v1.global_variables())
     with v1.Session() as sess:
@@ -501,6 +501,53 @@ def test_cond_rnn_step_equals_call(graph, name, heads, layer_norm):
         np.testing.assert_allclose(out, whole[0][:, t], rtol=tol, atol=tol)
         np.testing.assert_allclose(ctx, whole[1][:, t], rtol=tol, atol=tol)
     np.testing.assert_allclose(last[:, :D], whole[0][:, -1], atol=tol)
+
+
+@pytest.mark.parametrize(
+    "name,heads,layer_norm,beam",
+    [("lrn", 1, True, None), ("gru", 1, False, 2), ("lstm", 2, False, None), ("sru", 2, True, 2)],
+)
+def test_projected_memory_step_equals_plain_step(graph, name, heads, layer_norm, beam):
+    """A step whose cache holds the memory times the higher cells' W (precompute's
+    project_for) gives the numbers of a plain step, for its own higher cell and for an aligned
+    layer above it fed the projection it returns; with heads, and with K queries per memory."""
+    cond = make_cond(name, heads, layer_norm)
+    above = rnns.CondRNN(
+        rnns.get_cell(name, D, layer_norm=layer_norm, scope="above_lower"),
+        rnns.get_cell(name, D, layer_norm=layer_norm, scope="above_higher"),
+    )
+    k = beam or 1
+    x, _ = batch(lengths=(6, 6, 6))
+    memory, memory_mask = batch(seed=3, T=5, lengths=(5, 2, 3), d_in=D_MEM)
+    rng = np.random.RandomState(4)
+    rows = 3 * k
+    x_t = tf.constant(np.repeat(x[:, 0], k, axis=0))
+    x_above = tf.constant(rng.uniform(-1, 1, (rows, D)).astype(np.float32))
+    states = [
+        tf.constant(rng.uniform(-1, 1, (rows, c.state_size)).astype(np.float32))
+        for c in (cond, above)
+    ]
+    above.build(D, D_MEM)
+    outputs = {}
+    for projected in (False, True):
+        project_for = [cond.higher, above.higher] if projected else None
+        cache = cond.precompute(tf.constant(memory), memory_mask, project_for)
+        out, ctx, state, proj = cond.step(x_t, states[0], cache=cache, beam=beam)
+        assert (proj is None) != projected
+        # Given the projection, the layer above must not need the context itself.
+        memory_t = tf.zeros_like(ctx) if projected else ctx
+        out2, _, state2, _ = above.step(x_above, states[1], memory_t=memory_t, memory_proj=proj)
+        outputs[projected] = (out, ctx, state, out2, state2)
+    # The layer's own higher cell reads the values too: without them its output changes.
+    zeroed = {**cache, "values": tf.zeros_like(cache["values"])}
+    out_zeroed = cond.step(x_t, states[0], cache=zeroed, beam=beam)[0]
+    with v1.Session() as sess:
+        randomize(sess)
+        plain, projected = sess.run(outputs[False]), sess.run(outputs[True])
+        changed = sess.run(out_zeroed)
+    for a, b in zip(plain, projected, strict=True):
+        np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-5)
+    assert np.abs(changed - plain[0]).max() > 1e-3
 
 
 def test_cond_rnn_gradients_and_params(graph):

@@ -383,6 +383,14 @@ SCHEMA = {
         "(exact)",
         "decoding",
     ),
+    "decode_projected_memory": Key(
+        True,
+        bool,
+        "the decoder's higher cells read the attention context times their W as the average "
+        "of the encoder memory times W, computed once per batch, not a product per step "
+        "(exact; memory: batch x source length x the decoder's higher projections)",
+        "decoding",
+    ),
     "decode_early_stop": Key(
         False,
         bool,

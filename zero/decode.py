@@ -23,6 +23,7 @@ TECHNIQUES = (
     "decode_shared_memory",  # a sentence's memory and keys read by its K hypotheses, untiled
     "decode_row_topk",  # each hypothesis's best words found blockwise, no [N, V] mask
     "decode_row_normalizer",  # with row top-k: log-probabilities of the kept words only
+    "decode_projected_memory",  # context x W as the average of memory x W (once per batch)
 )
 
 
@@ -33,7 +34,7 @@ class _Member:
         enc = model.encode(src, training=False)
         self.model = model
         self.states = enc["init"]
-        cache = model.inference_cache(enc)
+        cache = model.inference_cache(enc, config.decode_projected_memory)
         self.keys = sorted(cache)
         self.cache = [cache[k] for k in self.keys]
         # Built here, outside the search loop: once per run, not once per step.

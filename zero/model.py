@@ -220,10 +220,22 @@ class Model:
 
     # -- one decoder step, for beam search -----------------------------------------------------
 
-    def inference_cache(self, enc):
-        """Per-sentence tensors the step function reads (memory, mask, attention keys)."""
-        with self.var_scope(), v1.variable_scope("decoder/layer_0"):
-            return self.dec_layers[0].precompute(enc["memory"], enc["mask"])
+    def inference_cache(self, enc, projected_memory=False):
+        """Per-sentence tensors the step function reads (memory, mask, attention keys).
+
+        projected_memory: also the memory times every decoder layer's higher-cell W (layer 0
+        attends; the layers above read its context): a step then averages those rows instead
+        of multiplying the context by each W (CondRNN.precompute's project_for)."""
+        layers = self.dec_layers
+        with self.var_scope():
+            project_for = None
+            if projected_memory:
+                for i, layer in enumerate(layers[1:], start=1):  # each in its own scope
+                    with v1.variable_scope(f"decoder/layer_{i}"):
+                        layer.higher.build(enc["memory"].shape[-1])
+                project_for = [layer.higher for layer in layers]
+            with v1.variable_scope("decoder/layer_0"):
+                return layers[0].precompute(enc["memory"], enc["mask"], project_for)
 
     def inference_constants(self, output_ids=None, pad_to=None):
         """Tensors of one decoding run that do not depend on the step, computed once outside
@@ -264,11 +276,17 @@ class Model:
                 with v1.variable_scope(f"decoder/layer_{i}"):
                     if i == 0:
                         x_proj = None if table is None else tf.gather(table, prev_ids)
-                        out, context, state = layer.step(
+                        out, context, state, above = layer.step(
                             x, states[i], cache=cache, x_proj=x_proj, beam=beam
                         )
+                        if above is not None:  # the cache's projected memory
+                            sizes = [later.higher.proj_size for later in self.dec_layers[1:]]
+                            above = tf.split(above, sizes, axis=-1)
                     else:
-                        out, _, state = layer.step(x, states[i], memory_t=context)
+                        memory_proj = None if above is None else above[i - 1]
+                        out, _, state, _ = layer.step(
+                            x, states[i], memory_t=context, memory_proj=memory_proj
+                        )
                     x = self._residual(x, out, "residual", training=False)
                 new_states.append(state)
             with tf.name_scope("output_layer"):

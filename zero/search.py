@@ -30,7 +30,7 @@ import tensorflow as tf
 from zero.candidates import NEG_INF, Scorer
 from zero.vocab import BOS, EOS
 
-SENTENCE_KEYS = ("alive_seq", "alive_lp", "fin_seq", "fin_scores", "rows", "max_len")
+SENTENCE_KEYS = ("alive_seq", "alive_lp", "fin_seq", "fin_scores", "rows", "max_len", "improve")
 
 
 def length_penalty(length, alpha):
@@ -100,6 +100,9 @@ class BeamSearch:
             "out_scores": tf.fill([batch, k], NEG_INF),
             "out_steps": tf.zeros([batch], tf.int32),
         }
+        # Whether each sentence can still change (computed once per step, read by the loop's
+        # condition and by the next step's dropping).
+        s["improve"] = self._can_improve(s)
         return s
 
     def _invariant(self, key, value):
@@ -123,13 +126,13 @@ class BeamSearch:
         return (best > worst_finished) & (s["t"] < s["max_len"])
 
     def _more(self, s):
-        return tf.reduce_any(self._can_improve(s))
+        return tf.reduce_any(s["improve"])
 
     # -- one step ----------------------------------------------------------------------------
 
     def _body(self, s):
         if self.drop_finished:
-            done = tf.logical_not(self._can_improve(s))
+            done = tf.logical_not(s["improve"])
             s = tf.cond(  # gathering every loop tensor costs: only when a sentence is done
                 tf.reduce_any(done),
                 lambda: self._keep(self._write(s, done), tf.logical_not(done)),
@@ -153,17 +156,17 @@ class BeamSearch:
         cand_scores = tf.where(cand_eos, cand_lp / length_penalty(t + 1, self.alpha), NEG_INF)
         old_fin = tf.pad(s["fin_seq"], [[0, 0], [0, 0], [0, 1]], constant_values=EOS)
         fin_scores, fin_pick = tf.nn.top_k(tf.concat([s["fin_scores"], cand_scores], 1), k)
-        return [
-            {
-                **s,
-                "t": t + 1,
-                "alive_seq": tf.gather(cand_seq, pick, batch_dims=1),
-                "alive_lp": alive_lp,
-                "fin_seq": tf.gather(tf.concat([old_fin, cand_seq], 1), fin_pick, batch_dims=1),
-                "fin_scores": fin_scores,
-                "states": [tf.gather(x, tf.reshape(rows, [-1])) for x in states],
-            }
-        ]
+        s = {
+            **s,
+            "t": t + 1,
+            "alive_seq": tf.gather(cand_seq, pick, batch_dims=1),
+            "alive_lp": alive_lp,
+            "fin_seq": tf.gather(tf.concat([old_fin, cand_seq], 1), fin_pick, batch_dims=1),
+            "fin_scores": fin_scores,
+            "states": [tf.gather(x, tf.reshape(rows, [-1])) for x in states],
+        }
+        s["improve"] = self._can_improve(s)
+        return [s]
 
     # -- sentences leaving the loop ----------------------------------------------------------
 
