@@ -185,9 +185,9 @@ def work(config, batches, result):
     products over the batch's padded source length and the words its output layer scored."""
     steps = {index: s for index, _, s, _ in result["rows"]}
     total, beam = 0.0, config.beam_size
+    projected = config.decode_projected_memory
     for batch, size in zip(batches, result["output_sizes"], strict=True):
         src_len = batch["src"].shape[1]
-        projected = config.decode_projected_memory
         total += flops.encoder_flops(config, src_len, projected) * len(batch["index"])
         per_step = flops.decode_step_flops(
             config, src_len, size, config.decode_vocab_table, projected
