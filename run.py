@@ -44,20 +44,25 @@ def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     from zero import log
 
-    log.setup("--verbose" in argv)  # before TensorFlow loads: its C++ log level is read then
     parser = _parser()
     if "-h" in argv or "--help" in argv:
+        log.setup("--verbose" in argv)
         parser.epilog = _epilog()
     args = parser.parse_args(argv)
 
     from zero.errors import UserError
 
     try:
+        from zero import config as config_lib
+        from zero import onednn
+
+        # Both before TensorFlow loads (loading the config does): it reads them then.
+        onednn.select(config_lib.peek(args.config, args.set, "cpu_kernels"), args.mode)
+        log.setup(args.verbose)
         import tensorflow as tf
 
         tf.compat.v1.disable_eager_execution()
         log.quiet_python_side(args.verbose)
-        from zero import config as config_lib
         from zero.modes import MODES
 
         if args.mode not in MODES:

@@ -21,6 +21,7 @@ import pytest
 from served_model import ROOT, prepare_slice, random_model
 
 from zero import config as config_lib
+from zero import onednn
 from zero.batching import cut_batches
 from zero.errors import UserError
 from zero.modes import MODES
@@ -147,6 +148,7 @@ def test_health_and_models(server, model):
     assert info["cell"] == "lrn" and info["precision"] == "float32"
     assert info["checkpoint_step"] == 1 and info["parameters"] > 1000
     assert info["weights"] is True and info["weights_unavailable"] is None
+    assert info["onednn"] == onednn.enabled() and isinstance(info["onednn"], bool)
 
 
 def test_weights_view(server, model):

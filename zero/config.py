@@ -496,6 +496,14 @@ SCHEMA = {
     "threads": Key(
         0, int, "intra-op and inter-op threads (0 = TensorFlow's choice)", "machine", bounds="[0, )"
     ),
+    "cpu_kernels": Key(
+        "auto",
+        str,
+        "TensorFlow's CPU kernels: onednn, tensorflow (its own), or auto (TensorFlow's choice, "
+        "but its own in serve mode, whose few-sentence decoder steps run faster on them)",
+        "machine",
+        ("auto", "onednn", "tensorflow"),
+    ),
     "devices": Key(
         [],
         list,
@@ -632,6 +640,16 @@ def _check_choices(values):
         raise UserError(
             f"config key '{key}': unknown value '{value}', choose one of {', '.join(names)}{hint}"
         )
+
+
+def peek(path, sets, key):
+    """One key's value from the file and the --set overrides, unchecked: for what must be set
+    before TensorFlow loads (load checks the registered names, which imports it). Load checks
+    it later."""
+    value = SCHEMA[key].default
+    if path:
+        value = read_yaml(path).get(key, value)
+    return parse_sets(sets).get(key, value)
 
 
 def load(path=None, sets=None):

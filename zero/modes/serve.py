@@ -9,7 +9,7 @@ it accepts requests, and serves until Ctrl-C or SIGTERM.
 import signal
 import threading
 
-from zero import log
+from zero import log, onednn
 from zero.modes.mode import Mode
 
 
@@ -18,6 +18,8 @@ def run(config):
     from zero.server.http_server import Server
 
     server = Server(config)
+    state = {True: "on", False: "off", None: "unknown"}[onednn.enabled()]
+    log.info(f"TensorFlow's oneDNN kernels: {state} (config key cpu_kernels: {config.cpu_kernels})")
     if threading.current_thread() is threading.main_thread():
         # SIGTERM (a service manager, `kill`) stops it as Ctrl-C does: connections closed.
         signal.signal(signal.SIGTERM, lambda signum, frame: server.stop())

@@ -11,7 +11,7 @@ import threading
 import numpy as np
 import tensorflow as tf
 
-from zero import inference
+from zero import inference, onednn
 from zero.batching import encode_rows, pad_rows
 from zero.errors import UserError
 from zero.server.checks import BadRequest
@@ -138,6 +138,7 @@ def describe(config, loaded, no_weights):
         "checkpoint": os.path.abspath(checkpoint),
         "checkpoint_step": _step(checkpoint),
         "precision": config.precision,
+        "onednn": onednn.enabled(),
         "src_lang": config.src_lang,
         "tgt_lang": config.tgt_lang,
         "beam_size": config.beam_size,

@@ -1,0 +1,35 @@
+"""TensorFlow's oneDNN CPU kernels, switched by the `cpu_kernels` config key.
+
+TensorFlow reads its switch (the TF_ENABLE_ONEDNN_OPTS variable) once, when it loads, so run.py
+applies the key before importing it. oneDNN speeds up the large products of training and of
+decoding many sentences at once; a decoder step over a few sentences (the server's batches)
+runs faster on TensorFlow's own kernels (bench serve: 1.17x), so `auto` takes those there.
+"""
+
+import os
+import sys
+
+VARIABLE = "TF_ENABLE_ONEDNN_OPTS"
+FEW_SENTENCE_MODES = ("serve",)
+
+
+def select(setting, mode):
+    """Set the switch for `mode` before TensorFlow loads -> "1", "0", or None where TensorFlow
+    keeps its own choice (auto outside FEW_SENTENCE_MODES, or the variable already set)."""
+    if "tensorflow" in sys.modules or setting not in ("auto", "onednn", "tensorflow"):
+        return None  # loaded already (a test calling run.main), or a value load rejects
+    if setting == "auto":
+        if mode not in FEW_SENTENCE_MODES or VARIABLE in os.environ:
+            return None
+        setting = "tensorflow"
+    os.environ[VARIABLE] = "1" if setting == "onednn" else "0"
+    return os.environ[VARIABLE]
+
+
+def enabled():
+    """Whether TensorFlow runs its oneDNN kernels in this process (None: it does not say)."""
+    try:  # TensorFlow's own test utilities ask the same function
+        from tensorflow.python.util import _pywrap_util_port
+    except ImportError:
+        return None
+    return bool(_pywrap_util_port.IsMklEnabled())
