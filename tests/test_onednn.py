@@ -19,14 +19,24 @@ from zero import config, onednn
 setting = config.peek(sys.argv[1] or None, sys.argv[3:], "cpu_kernels")
 loaded = "tensorflow" in sys.modules
 chosen = onednn.select(setting, sys.argv[2])
-import tensorflow
-print(json.dumps([setting, loaded, chosen, onednn.enabled()]))
+import tensorflow as tf
+v1 = tf.compat.v1
+v1.disable_eager_execution()
+x = v1.placeholder(tf.float32, [4, 8])
+y = tf.matmul(x, tf.ones([8, 8]))
+meta = v1.RunMetadata()
+with v1.Session() as sess:
+    sess.run(y, {x: [[1.0] * 8] * 4}, v1.RunOptions(trace_level=3), meta)
+kernels = [n.timeline_label for d in meta.step_stats.dev_stats for n in d.node_stats]
+mkl = any("_Mkl" in k for k in kernels if "MatMul" in k)
+print(json.dumps([setting, loaded, chosen, onednn.chosen(), mkl]))
 """
 
 
 def _probe(path, mode, *sets, variable=None):
-    """[the key's value, TensorFlow loaded before select, what select set, oneDNN on] in a
-    fresh interpreter; `variable`: TF_ENABLE_ONEDNN_OPTS as the user set it."""
+    """[the key's value, TensorFlow loaded before select, what select set, chosen(), whether
+    TensorFlow ran a matrix product on oneDNN] in a fresh interpreter; `variable`:
+    TF_ENABLE_ONEDNN_OPTS as the user set it."""
     env = {k: v for k, v in os.environ.items() if k != "TF_ENABLE_ONEDNN_OPTS"}
     env["PYTHONPATH"] = ROOT
     if variable is not None:
@@ -40,24 +50,24 @@ def _probe(path, mode, *sets, variable=None):
 
 
 @pytest.mark.parametrize(
-    "mode, sets, setting, chosen, on",
+    "mode, sets, setting, chosen, kernels, on",
     [
-        ("serve", [], "auto", "0", False),  # few sentences per step: TensorFlow's kernels
-        ("serve", ["cpu_kernels=onednn"], "onednn", "1", True),
-        ("train", ["cpu_kernels=tensorflow"], "tensorflow", "0", False),
+        ("serve", [], "auto", "0", "tensorflow", False),  # few sentences per step
+        ("serve", ["cpu_kernels=onednn"], "onednn", "1", "onednn", True),
+        ("train", ["cpu_kernels=tensorflow"], "tensorflow", "0", "tensorflow", False),
     ],
 )
-def test_the_key_switches_tensorflow_before_it_loads(mode, sets, setting, chosen, on):
+def test_the_key_switches_tensorflow_before_it_loads(mode, sets, setting, chosen, kernels, on):
     if on and platform.machine().lower() not in ("x86_64", "amd64"):
         pytest.skip("TensorFlow's x86 builds carry oneDNN; this one may not")
-    assert _probe(None, mode, *sets) == [setting, False, chosen, on]
+    assert _probe(None, mode, *sets) == [setting, False, chosen, kernels, on]
 
 
 def test_auto_leaves_other_modes_and_a_set_variable_to_tensorflow(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text("cpu_kernels: auto\n", encoding="utf-8")
-    assert _probe(str(path), "train")[:3] == ["auto", False, None]
-    assert _probe(str(path), "serve", variable="1") == ["auto", False, None, True]
+    assert _probe(str(path), "train")[:4] == ["auto", False, None, "default"]
+    assert _probe(str(path), "serve", variable="1") == ["auto", False, None, "onednn", True]
 
 
 def test_peek_takes_the_file_then_the_overrides(tmp_path):

@@ -26,10 +26,7 @@ def select(setting, mode):
     return os.environ[VARIABLE]
 
 
-def enabled():
-    """Whether TensorFlow runs its oneDNN kernels in this process (None: it does not say)."""
-    try:  # TensorFlow's own test utilities ask the same function
-        from tensorflow.python.util import _pywrap_util_port
-    except ImportError:
-        return None
-    return bool(_pywrap_util_port.IsMklEnabled())
+def chosen():
+    """The kernels this process asked TensorFlow for: "onednn", "tensorflow", or "default"
+    (TensorFlow's choice: oneDNN on Linux x86 CPUs with AVX-512 VNNI or bfloat16, or AMX)."""
+    return {"1": "onednn", "0": "tensorflow"}.get(os.environ.get(VARIABLE), "default")

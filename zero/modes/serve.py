@@ -18,8 +18,7 @@ def run(config):
     from zero.server.http_server import Server
 
     server = Server(config)
-    state = {True: "on", False: "off", None: "unknown"}[onednn.enabled()]
-    log.info(f"TensorFlow's oneDNN kernels: {state} (config key cpu_kernels: {config.cpu_kernels})")
+    log.info(f"CPU kernels: {onednn.chosen()} (config key cpu_kernels: {config.cpu_kernels})")
     if threading.current_thread() is threading.main_thread():
         # SIGTERM (a service manager, `kill`) stops it as Ctrl-C does: connections closed.
         signal.signal(signal.SIGTERM, lambda signum, frame: server.stop())

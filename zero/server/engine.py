@@ -138,7 +138,7 @@ def describe(config, loaded, no_weights):
         "checkpoint": os.path.abspath(checkpoint),
         "checkpoint_step": _step(checkpoint),
         "precision": config.precision,
-        "onednn": onednn.enabled(),
+        "cpu_kernels": onednn.chosen(),
         "src_lang": config.src_lang,
         "tgt_lang": config.tgt_lang,
         "beam_size": config.beam_size,
