@@ -5,7 +5,9 @@ next as soon as its answer arrives, against a server this benchmark starts (`--m
 child process on port 0) or a running one (--url, serving the same model). It reports
 requests/s, sentences/s and the p50/p99 latency, and beside them translate mode's sentences/s
 on the same sentences: zero.translate.RawTranslator on all of them at once, in a child process
-of its own, measured in the same run (before the server starts, so they do not compete).
+of its own, measured in the same run (before the server starts, so they do not compete). Each
+side runs on the CPU kernels its mode gets from `cpu_kernels` (auto: TensorFlow's own in the
+server, TensorFlow's choice in translate mode; --set cpu_kernels=onednn compares).
 
     python -m bench serve --model runs/sample_lrn            # 8 clients, 400 sentences
     python -m bench serve --model DIR --clients 1 --sentences 100
