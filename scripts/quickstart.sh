@@ -10,7 +10,7 @@ config="${ZERO_CONFIG:-configs/sample_lrn.yaml}"
 bash scripts/prepare_sample.sh prepared/sample
 sets=(); for kv in "$@"; do sets+=(--set "$kv"); done
 "$PY" run.py --mode train --config "$config" "${sets[@]}"
-model=$("$PY" -c "import sys; from zero import config, log; log.setup(); print(config.load(sys.argv[1], sys.argv[2:]).output_dir)" "$config" "${sets[@]}")
+model=$("$PY" -c "import sys; from zero import config, log; log.setup(); print(config.load(sys.argv[1], sys.argv[2:]).output_dir)" "$config" "$@")
 bash scripts/decode.sh "$model" prepared/sample/test.bpe.en "$model/test.out"
 echo "test set (prepared/sample/test.de), $model:"
 bash scripts/score.sh "$model/test.out" prepared/sample/test.de | tee "$model/test.score"
