@@ -9,6 +9,8 @@ runs faster on TensorFlow's own kernels (bench serve: 1.17x), so `auto` takes th
 import os
 import sys
 
+from zero.config import SCHEMA
+
 VARIABLE = "TF_ENABLE_ONEDNN_OPTS"
 FEW_SENTENCE_MODES = ("serve",)
 
@@ -16,7 +18,7 @@ FEW_SENTENCE_MODES = ("serve",)
 def select(setting, mode):
     """Set the switch for `mode` before TensorFlow loads -> "1", "0", or None where TensorFlow
     keeps its own choice (auto outside FEW_SENTENCE_MODES, or the variable already set)."""
-    if "tensorflow" in sys.modules or setting not in ("auto", "onednn", "tensorflow"):
+    if "tensorflow" in sys.modules or setting not in SCHEMA["cpu_kernels"].choices():
         return None  # loaded already (a test calling run.main), or a value load rejects
     if setting == "auto":
         if mode not in FEW_SENTENCE_MODES or VARIABLE in os.environ:
