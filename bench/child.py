@@ -2,7 +2,7 @@
 (its own peak memory, its own TensorFlow settings, eager rather than graph mode, pinned cores)
 runs as
 
-    python -m bench.child MODULE FUNCTION JSON_KWARGS
+    python -m bench.child MODULE FUNCTION JSON_KWARGS [JSON_TF_ENV]
 
 which imports MODULE, calls its module-level FUNCTION(**kwargs) and prints the JSON-able
 result as the last stdout line. Every option reaches the child as an argument, never through
@@ -36,11 +36,14 @@ def _describe(module, name, kwargs):
     return f"{module}.{name}({shown})"
 
 
-def run_in_child(function, **kwargs):
+def run_in_child(function, tf_env=None, **kwargs):
     """function(**kwargs) in a fresh `python -m bench.child` process; returns its result.
-    A failing child raises SystemExit naming the call and showing the end of its stderr."""
+    tf_env: environment variables TensorFlow reads when it loads (set before it does, and
+    passed as an argument like every option). A failing child raises SystemExit naming the
+    call and showing the end of its stderr."""
     module, name = _name(function)
     cmd = [sys.executable, "-m", "bench.child", module, name, json.dumps(kwargs)]
+    cmd += [json.dumps(tf_env or {})]
     # The child imports bench and the toolkit from this checkout wherever it was started.
     path = os.environ.get("PYTHONPATH")
     env = {**os.environ, "PYTHONPATH": ROOT + (os.pathsep + path if path else "")}
@@ -63,7 +66,7 @@ def run_in_child(function, **kwargs):
 
 def main(argv):
     if len(argv) != 3:
-        raise SystemExit("usage: python -m bench.child MODULE FUNCTION JSON_KWARGS")
+        raise SystemExit("usage: python -m bench.child MODULE FUNCTION JSON_KWARGS [JSON_TF_ENV]")
     module, name, kwargs = argv
     function = getattr(importlib.import_module(module), name)
     result = function(**json.loads(kwargs))
@@ -73,6 +76,8 @@ def main(argv):
 if __name__ == "__main__":
     # Quiet TensorFlow's C++ start-up lines before the measured module imports it.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if len(sys.argv) == 5:
+        os.environ.update(json.loads(sys.argv.pop()))
     from zero import log
 
     log.import_tensorflow_quietly()

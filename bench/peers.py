@@ -120,9 +120,9 @@ def peer_vocab(src, dst):
     common.write_text(dst, "".join(t + "\n" for t in ["<blank>", "<s>", "</s>", *tokens]))
 
 
-def peer_config(data, name, max_step, decay_steps):
-    """The peer's YAML config: data, Adam with the sample configs' peak
-    learning rate and a cosine decay over decay_steps, 3000-token batches."""
+def peer_config(data, name, max_step, decay_steps, lr):
+    """The peer's YAML config: data, Adam with peak learning rate `lr` (our sample GRU's) and
+    a cosine decay over decay_steps, 3000-token batches."""
     work = os.path.join(common.ROOT, WORK)
     return {
         "model_dir": os.path.join(work, name),
@@ -141,7 +141,7 @@ def peer_config(data, name, max_step, decay_steps):
                 "epsilon": 1e-9,
                 "global_clipnorm": 5.0,
             },
-            "learning_rate": 0.003,
+            "learning_rate": lr,
             "decay_type": "CosineAnnealing",
             "decay_params": {"eta_min": 1e-4, "warmup_steps": 500, "max_step": decay_steps},
             "label_smoothing": 0.1,
@@ -169,11 +169,13 @@ def run_peer(data, name, threads, max_step, decay_steps, budget=None):
     work = os.path.join(common.ROOT, WORK)
     for side in ("en", "de"):
         peer_vocab(os.path.join(data, f"vocab.{side}"), os.path.join(work, f"vocab.{side}"))
-    dropout = _sample_config("gru").dropout
-    common.write_text(os.path.join(work, "model.py"), PEER_MODEL.format(dropout=dropout))
+    gru = _sample_config("gru")  # the peer is matched to our sample GRU
+    common.write_text(os.path.join(work, "model.py"), PEER_MODEL.format(dropout=gru.dropout))
     config = os.path.join(work, f"{name}.yml")
     # yaml, not json: YAML 1.1 reads json's 1e-09 as a string
-    common.write_text(config, yaml.safe_dump(peer_config(data, name, max_step, decay_steps)))
+    common.write_text(
+        config, yaml.safe_dump(peer_config(data, name, max_step, decay_steps, gru.lr))
+    )
     subprocess.run(["rm", "-rf", os.path.join(work, name)], check=True)
     if budget:
         common.write_text(os.path.join(work, "timed.py"), PEER_TIMED)

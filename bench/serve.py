@@ -7,7 +7,9 @@ requests/s, sentences/s and the p50/p99 latency, and beside them translate mode'
 on the same sentences: zero.translate.RawTranslator on all of them at once, in a child process
 of its own, measured in the same run (before the server starts, so they do not compete). Each
 side runs on the CPU kernels its mode gets from `cpu_kernels` (auto: TensorFlow's own in the
-server, TensorFlow's choice in translate mode; --set cpu_kernels=onednn compares).
+server, TensorFlow's choice in translate mode; --set cpu_kernels=onednn compares). A third
+child runs the server's engine alone on --clients sentences per batch, back to back: the most
+batches of that size allow, so the gap splits into the server's own cost and the engine's.
 
     python -m bench serve --model runs/sample_lrn            # 8 clients, 400 sentences
     python -m bench serve --model DIR --clients 1 --sentences 100
@@ -32,6 +34,7 @@ import numpy as np
 from bench import common
 from bench.child import run_in_child
 from bench.common import ROOT, check_data, fmt
+from zero import onednn
 
 SERVING = "serving on "
 HANG_GUARD = 600  # seconds before a request or the server's start counts as hung
@@ -69,6 +72,31 @@ def translate_throughput(model, sentences, sets):
     out = translator(sentences)
     seconds = time.perf_counter() - start
     return {"seconds": seconds, "sentences_per_s": len(sentences) / seconds, "translations": out}
+
+
+def engine_throughput(model, sentences, clients, sets):
+    """Child process (with the server's CPU kernels): the server's engine on `clients`
+    sentences at a time, back to back, with no HTTP and no wait between batches: what the
+    server would reach if every batch were full and nothing else took time -> sentences/s."""
+    import tensorflow as tf
+
+    tf.compat.v1.disable_eager_execution()
+    from zero.server.engine import Engine
+
+    config = _config(model, sets)
+    engine = Engine(config)
+    groups = [sentences[i : i + clients] for i in range(0, len(sentences), clients)]
+
+    def translate(group):
+        tokens = engine.tokenize(group)
+        for hyps in engine.decode(tokens, 1, config.serve_batch_tokens):
+            engine.detokenize(hyps)
+
+    translate(groups[0])  # warm-up
+    start = time.perf_counter()
+    for group in groups:
+        translate(group)
+    return {"sentences_per_s": len(sentences) / (time.perf_counter() - start)}
 
 
 class ServerProcess:
@@ -182,6 +210,15 @@ def main(args):
     print(f"{n} sentences of {args.data}/test.en, model {args.model}", flush=True)
     base = run_in_child(translate_throughput, model=args.model, sentences=sentences, sets=args.sets)
     print(f"translate mode: {base['sentences_per_s']:.1f} sentences/s", flush=True)
+    kernels = onednn.switch(_config(args.model, args.sets).cpu_kernels, "serve")
+    bound = run_in_child(
+        engine_throughput,
+        tf_env={} if kernels is None else {onednn.VARIABLE: kernels},
+        model=args.model,
+        sentences=sentences,
+        clients=args.clients,
+        sets=args.sets,
+    )
     seconds, texts, latencies, log = _measure_server(args, sentences)
     rate = n / seconds
     changed = sum(a != b for a, b in zip(texts, base["translations"], strict=True))
@@ -197,6 +234,12 @@ def main(args):
     print(f"{'':30} {'req/s':>8} {'sent/s':>8} {'p50 ms':>8} {'p99 ms':>8}")
     for name, requests, sent, p50, p99 in rows:
         print(f"{name:30} {requests:>8} {sent:8.1f} {fmt(p50, '8.1f')} {fmt(p99, '8.1f')}")
+    bound_share = 100 * bound["sentences_per_s"] / base["sentences_per_s"]
+    print(
+        f"the server's engine alone on {args.clients} sentences per batch, back to back (no "
+        f"HTTP, no waiting): {bound['sentences_per_s']:.1f} sentences/s, {bound_share:.0f}% of "
+        "translate mode's"
+    )
     stopped = [line.strip() for line in log or [] if line.startswith("stopped:")]
     if stopped:
         print(f"server (including the warm-up): {stopped[-1][len('stopped: ') :]}")

@@ -11,6 +11,7 @@ import pytest
 from helpers import ROOT
 
 from zero import config as config_lib
+from zero import onednn
 
 # A fresh interpreter: TensorFlow reads its switch once, when it loads.
 PROBE = """
@@ -78,3 +79,20 @@ def test_peek_takes_the_file_then_the_overrides(tmp_path):
     assert config_lib.peek(None, [], "cpu_kernels") == "auto"
     # Unchecked: load rejects a wrong value with the usual one-line error.
     assert config_lib.peek(None, ["cpu_kernels=maybe"], "cpu_kernels") == "maybe"
+
+
+@pytest.mark.parametrize(
+    "setting, mode, value",
+    [("auto", "serve", "0"), ("auto", "translate", None), ("onednn", "serve", "1"),
+     ("tensorflow", "train", "0"), ("onednn", "test", "1")],
+)  # fmt: skip
+def test_switch_names_the_value_each_mode_gets(setting, mode, value):
+    assert onednn.switch(setting, mode) == value
+
+
+def test_a_benchmark_child_gets_the_switch_before_tensorflow_loads():
+    """bench serve measures the server's engine in a child with the server's kernels."""
+    from bench.child import run_in_child
+
+    for value, name in (("0", "tensorflow"), ("1", "onednn")):
+        assert run_in_child(onednn.chosen, tf_env={onednn.VARIABLE: value}) == name

@@ -15,17 +15,27 @@ VARIABLE = "TF_ENABLE_ONEDNN_OPTS"
 FEW_SENTENCE_MODES = ("serve",)
 
 
+def switch(setting, mode):
+    """The switch's value `setting` asks for in `mode`: "1", "0", or None for TensorFlow's own
+    choice (auto outside FEW_SENTENCE_MODES)."""
+    if setting == "auto":
+        if mode not in FEW_SENTENCE_MODES:
+            return None
+        setting = "tensorflow"
+    return "1" if setting == "onednn" else "0"
+
+
 def select(setting, mode):
     """Set the switch for `mode` before TensorFlow loads -> "1", "0", or None where TensorFlow
     keeps its own choice (auto outside FEW_SENTENCE_MODES, or the variable already set)."""
     if "tensorflow" in sys.modules or setting not in SCHEMA["cpu_kernels"].choices():
         return None  # loaded already (a test calling run.main), or a value load rejects
-    if setting == "auto":
-        if mode not in FEW_SENTENCE_MODES or VARIABLE in os.environ:
-            return None
-        setting = "tensorflow"
-    os.environ[VARIABLE] = "1" if setting == "onednn" else "0"
-    return os.environ[VARIABLE]
+    if setting == "auto" and VARIABLE in os.environ:
+        return None
+    value = switch(setting, mode)
+    if value is not None:
+        os.environ[VARIABLE] = value
+    return value
 
 
 def chosen():
