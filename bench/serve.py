@@ -8,8 +8,9 @@ on the same sentences: zero.translate.RawTranslator on all of them at once, in a
 of its own, measured in the same run (before the server starts, so they do not compete). Each
 side runs on the CPU kernels its mode gets from `cpu_kernels` (auto: TensorFlow's own in the
 server, TensorFlow's choice in translate mode; --set cpu_kernels=onednn compares). A third
-child runs the server's engine alone on --clients sentences per batch, back to back: the most
-batches of that size allow, so the gap splits into the server's own cost and the engine's.
+child runs the server's engine alone on --clients sentences per batch, back to back: the
+server's speed without HTTP or waiting, so the gap splits into the server's own cost and the
+engine's.
 
     python -m bench serve --model runs/sample_lrn            # 8 clients, 400 sentences
     python -m bench serve --model DIR --clients 1 --sentences 100
@@ -210,7 +211,10 @@ def main(args):
     print(f"{n} sentences of {args.data}/test.en, model {args.model}", flush=True)
     base = run_in_child(translate_throughput, model=args.model, sentences=sentences, sets=args.sets)
     print(f"translate mode: {base['sentences_per_s']:.1f} sentences/s", flush=True)
-    kernels = onednn.switch(_config(args.model, args.sets).cpu_kernels, "serve")
+    setting = _config(args.model, args.sets).cpu_kernels
+    kernels = onednn.switch(setting, "serve")
+    if setting == "auto" and onednn.VARIABLE in os.environ:
+        kernels = None  # the server keeps the switch the user set, so does its engine here
     bound = run_in_child(
         engine_throughput,
         tf_env={} if kernels is None else {onednn.VARIABLE: kernels},
