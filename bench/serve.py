@@ -211,10 +211,7 @@ def main(args):
     print(f"{n} sentences of {args.data}/test.en, model {args.model}", flush=True)
     base = run_in_child(translate_throughput, model=args.model, sentences=sentences, sets=args.sets)
     print(f"translate mode: {base['sentences_per_s']:.1f} sentences/s", flush=True)
-    setting = _config(args.model, args.sets).cpu_kernels
-    kernels = onednn.switch(setting, "serve")
-    if setting == "auto" and onednn.VARIABLE in os.environ:
-        kernels = None  # the server keeps the switch the user set, so does its engine here
+    kernels = onednn.switch(_config(args.model, args.sets).cpu_kernels, "serve")
     bound = run_in_child(
         engine_throughput,
         tf_env={} if kernels is None else {onednn.VARIABLE: kernels},

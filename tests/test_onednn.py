@@ -86,8 +86,12 @@ def test_peek_takes_the_file_then_the_overrides(tmp_path):
     [("auto", "serve", "0"), ("auto", "translate", None), ("onednn", "serve", "1"),
      ("tensorflow", "train", "0"), ("onednn", "test", "1")],
 )  # fmt: skip
-def test_switch_names_the_value_each_mode_gets(setting, mode, value):
+def test_switch_names_the_value_each_mode_gets(setting, mode, value, monkeypatch):
+    monkeypatch.delenv(onednn.VARIABLE, raising=False)
     assert onednn.switch(setting, mode) == value
+    # A switch the user set stays under auto, and only there.
+    monkeypatch.setenv(onednn.VARIABLE, "1")
+    assert onednn.switch(setting, mode) == (None if setting == "auto" else value)
 
 
 def test_a_benchmark_child_gets_the_switch_before_tensorflow_loads():

@@ -16,22 +16,20 @@ FEW_SENTENCE_MODES = ("serve",)
 
 
 def switch(setting, mode):
-    """The switch's value `setting` asks for in `mode`: "1", "0", or None for TensorFlow's own
-    choice (auto outside FEW_SENTENCE_MODES)."""
+    """The switch's value `setting` asks for in `mode`: "1", "0", or None where TensorFlow keeps
+    its own choice or the user's (auto outside FEW_SENTENCE_MODES, or the variable set)."""
     if setting == "auto":
-        if mode not in FEW_SENTENCE_MODES:
+        if mode not in FEW_SENTENCE_MODES or VARIABLE in os.environ:
             return None
         setting = "tensorflow"
     return "1" if setting == "onednn" else "0"
 
 
 def select(setting, mode):
-    """Set the switch for `mode` before TensorFlow loads -> "1", "0", or None where TensorFlow
-    keeps its own choice (auto outside FEW_SENTENCE_MODES, or the variable already set)."""
+    """Set the switch for `mode` before TensorFlow loads -> what switch() gives (None: left
+    as it is)."""
     if "tensorflow" in sys.modules or setting not in SCHEMA["cpu_kernels"].choices():
         return None  # loaded already (a test calling run.main), or a value load rejects
-    if setting == "auto" and VARIABLE in os.environ:
-        return None
     value = switch(setting, mode)
     if value is not None:
         os.environ[VARIABLE] = value
