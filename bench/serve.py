@@ -206,12 +206,13 @@ def _measure_server(args, sentences):
 def main(args):
     if args.clients < 1 or args.sentences < 1:
         raise SystemExit("--clients and --sentences must be at least 1")
+    config = _config(args.model, args.sets)
     sentences = _sentences(args.data, args.sentences)
     n = len(sentences)
     print(f"{n} sentences of {args.data}/test.en, model {args.model}", flush=True)
     base = run_in_child(translate_throughput, model=args.model, sentences=sentences, sets=args.sets)
     print(f"translate mode: {base['sentences_per_s']:.1f} sentences/s", flush=True)
-    kernels = onednn.switch(_config(args.model, args.sets).cpu_kernels, "serve")
+    kernels = onednn.switch(config.cpu_kernels, "serve")
     bound = run_in_child(
         engine_throughput,
         tf_env={} if kernels is None else {onednn.VARIABLE: kernels},
@@ -245,7 +246,7 @@ def main(args):
     if stopped:
         print(f"server (including the warm-up): {stopped[-1][len('stopped: ') :]}")
     why = "batch rounding"
-    if _config(args.model, args.sets).shortlist:
+    if config.shortlist:
         why += "; a shortlist is per batch, and the batches differ"
     print(f"{changed} of {n} translations differ from translate mode's ({why})")
     share = 100 * rate / base["sentences_per_s"]
