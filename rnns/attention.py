@@ -20,6 +20,14 @@ v1 = tf.compat.v1
 MASKED_SCORE = -1e9
 
 
+def mask_bias(memory_mask):
+    """memory_mask [B, S] (1 = a position to attend to) -> [B, S] added to the scores: 0 or
+    MASKED_SCORE. Made once per memory: a step then adds it instead of rebuilding a boolean
+    mask and selecting. A score plus MASKED_SCORE rounds to MASKED_SCORE in float32 (its ulp
+    is 64), so the weights are those of setting masked scores to it."""
+    return (1.0 - tf.cast(memory_mask, tf.float32)) * MASKED_SCORE
+
+
 class Attention:
     """Base class. With num_heads = H the memory's d_mem units are split into H equal parts;
     head h scores with its own part of the keys and averages its part of the memory; the
@@ -66,21 +74,23 @@ class Attention:
         self.build(memory.shape[-1])
         return self._keys(memory)
 
-    def __call__(self, query, keys, memory, memory_mask=None):
+    def __call__(self, query, keys, memory, memory_mask=None, bias=None):
         """query [B, d_query], or [B, K, d_query] for K queries per memory (the hypotheses of
         a beam: the memory and keys are not copied K times) -> (context [B, (K,) d_mem],
-        weights [B, (K,) S] or [B, (K,) heads, S])."""
+        weights [B, (K,) S] or [B, (K,) heads, S]). The mask as memory_mask [B, S] or as
+        bias = mask_bias(memory_mask), made once outside a loop."""
         self.build(memory.shape[-1])
+        if bias is None and memory_mask is not None:
+            bias = mask_bias(memory_mask)
         with tf.name_scope(self.scope):  # its ops by name in traces
-            return self._attend(query, keys, memory, memory_mask)
+            return self._attend(query, keys, memory, bias)
 
-    def _attend(self, query, keys, memory, memory_mask):
+    def _attend(self, query, keys, memory, bias):
         scores = self.scores(query, keys)
-        if memory_mask is not None:
-            valid = tf.cast(memory_mask, tf.float32) > 0  # [B, S]
+        if bias is not None:
             for _ in range(scores.shape.rank - 2):  # the beam and head axes
-                valid = tf.expand_dims(valid, 1)
-            scores = tf.where(valid, scores, MASKED_SCORE)
+                bias = tf.expand_dims(bias, 1)
+            scores += bias
         weights = tf.nn.softmax(scores)
         return self.context(weights, memory), weights
 

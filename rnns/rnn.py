@@ -7,6 +7,7 @@ unchanged, so a padded batch gives exactly the results of the unpadded sequences
 
 import tensorflow as tf
 
+from rnns.attention import mask_bias
 from rnns.cell import root_graph
 
 v1 = tf.compat.v1
@@ -136,7 +137,8 @@ class CondRNN:
             self.attention.build(memory_size, query_size=self.lower.hidden_size)
 
     def precompute(self, memory, memory_mask=None, project_for=None):
-        """Cache for stepping: memory [B, S, d_mem], its mask [B, S] and the attention keys.
+        """Cache for stepping: memory [B, S, d_mem], its mask [B, S] as the scores' additive
+        bias (attention.mask_bias) and the attention keys.
 
         project_for: the cells that read this layer's context (its higher cell, then the
         higher cells of aligned layers above): the cache then also holds `values`, the memory
@@ -147,7 +149,7 @@ class CondRNN:
         memory = tf.convert_to_tensor(memory)
         if memory_mask is None:
             memory_mask = tf.ones(tf.shape(memory)[:2])
-        cache = {"memory": memory, "mask": tf.cast(memory_mask, tf.float32)}
+        cache = {"memory": memory, "mask_bias": mask_bias(memory_mask)}
         if project_for and self.attention is None:
             raise ValueError("project_for needs an attending layer (its weights average rows)")
         if self.attention is not None:
@@ -175,7 +177,9 @@ class CondRNN:
             query = self.lower.output(s)
             if beam:
                 query = tf.reshape(query, [-1, beam, query.shape[-1]])  # [B, K, d]
-            context, weights = self.attention(query, cache["keys"], cache["memory"], cache["mask"])
+            context, weights = self.attention(
+                query, cache["keys"], cache["memory"], bias=cache["mask_bias"]
+            )
             if "values" in cache:
                 xw = self.attention.projected_context(weights, cache["values"])
             if beam:  # [B, K, .] -> [B * K, .]

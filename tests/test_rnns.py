@@ -6,6 +6,7 @@ import tensorflow as tf
 
 import rnns
 from rnns import ops
+from rnns.attention import mask_bias
 
 v1 = tf.compat.v1
 
@@ -594,6 +595,28 @@ def test_attention_matches_numpy(graph, heads):
     np.testing.assert_allclose(ctx, ref_ctx, atol=1e-5)
     np.testing.assert_allclose(weights, ref_weights[:, 0] if heads == 1 else ref_weights, atol=1e-6)
     assert not weights[1][..., 2:].any()  # masked memory positions get no weight
+
+
+@pytest.mark.parametrize("heads", [1, 2])
+def test_attention_with_k_queries_per_memory_matches_numpy(graph, heads):
+    """query [B, K, d] (a beam's hypotheses reading one untiled memory): each of the K queries
+    gets what numpy gives it alone against its sentence's memory and mask."""
+    k = 3
+    att = rnns.AdditiveAttention(D, num_heads=heads)
+    memory, memory_mask = batch(seed=3, T=5, lengths=(5, 2, 3), d_in=D_MEM)
+    query = np.random.RandomState(5).randn(3, k, D).astype(np.float32)
+    keys = att.precompute_keys(tf.constant(memory))
+    bias = mask_bias(tf.constant(memory_mask))
+    ctx, weights = att(tf.constant(query), keys, tf.constant(memory), bias=bias)
+    with v1.Session() as sess:
+        w = scoped(randomize(sess), "attention")
+        ctx, weights = sess.run([ctx, weights])
+    assert ctx.shape == (3, k, D_MEM)
+    for j in range(k):
+        ref_ctx, ref_weights = np_attention(w, query[:, j], memory, memory_mask, heads)
+        np.testing.assert_allclose(ctx[:, j], ref_ctx, atol=1e-5)
+        ref = ref_weights[:, 0] if heads == 1 else ref_weights
+        np.testing.assert_allclose(weights[:, j], ref, atol=1e-6)
 
 
 # -- ops ------------------------------------------------------------------------------------
