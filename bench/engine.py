@@ -4,8 +4,9 @@ switchable, all measured side by side in one process on the same batches.
 For the model directory's best checkpoint and the test set of --data (test.bpe.en, test.de):
   - the baseline path: the original search, every technique of zero.decode.TECHNIQUES off;
   - each exact technique alone, two batches decoded at once (decode_parallel_batches 2),
-    then all of them (the exact path; its outputs are the baseline's, token for token, up to
-    rounding: the changed column counts the sentences that differ);
+    then all of them (the exact path; its 1-best outputs, which the bench reads, are the
+    baseline's, token for token, up to rounding: the changed column counts the sentences
+    that differ);
   - bfloat16 matrix products, the output shortlist (the model directory's shortlist.npz,
     built if missing), early stop, the sample configs' maximum output length (1.5 x source +
     10, where the model's own may be source + 50), both together (the sample configs'
@@ -40,6 +41,7 @@ PATHS = (
     "row top-k",
     "row top-k+normaliser",
     "projected memory",
+    "stop at n-best",
     TWO,
     EXACT,
 )
@@ -80,7 +82,7 @@ def variant_configs(config):
         "decode_parallel_batches": 1,
         "decode_early_stop": False,
     }
-    names = dict(zip(PATHS[1:7], TECHNIQUES, strict=True))
+    names = dict(zip(PATHS[1 : 1 + len(TECHNIQUES)], TECHNIQUES, strict=True))
     paths = {"baseline": off}
     paths.update({name: {**off, key: True} for name, key in names.items()})
     # The normaliser works on the rows row top-k finds: measured beside row top-k alone.

@@ -23,8 +23,10 @@ def _variants(singles):
     return variants
 
 
-def _decode(cell, beam, singles=False, members=1, variants=None, **model):
-    """{variant: (ids, scores, steps)} of one batch of random sentences."""
+def _decode(cell, beam, singles=False, members=1, variants=None, fewer=(), **model):
+    """{variant: (ids, scores, steps)} of one batch of random sentences, every hypothesis of
+    the beam read (n_best = beam), and {"on@n": ...} for each n of `fewer`: the techniques on,
+    n hypotheses read."""
     model = {"num_encoder_layers": 1, "num_decoder_layers": 2, **model}
     base = tiny_config(cell=cell, beam_size=beam, max_decode_extra=6, **model)
     with tf.Graph().as_default():
@@ -39,14 +41,17 @@ def _decode(cell, beam, singles=False, members=1, variants=None, **model):
             # Peaked distributions: clear-cut decisions, sentences ending at different steps.
             randomize(sess, scale=1.0, seed=3)
             src = pad(random_sentences(np.random.default_rng(0), 9, 20, max_len=6))
-            out = {name: t.run_with_details(sess, src) for name, t in translators.items()}
+            out = {name: t.run_with_details(sess, src, beam) for name, t in translators.items()}
+            for n in fewer:
+                out[f"on@{n}"] = translators["on"].run_with_details(sess, src, n)
             return {name: (ids, scores, more["steps"]) for name, (ids, scores, more) in out.items()}
 
 
-def _assert_same(expected, got):
+def _assert_same(expected, got, n=None):
+    """The first n hypotheses of every sentence (all without n) are the same."""
     ids, scores, _ = got
     for b in range(expected[0].shape[0]):
-        for k in range(expected[0].shape[1]):
+        for k in range(n or expected[0].shape[1]):
             if expected[1][b, k] <= NEG_INF / 10:  # an empty slot
                 assert scores[b, k] <= NEG_INF / 10
                 continue
@@ -57,12 +62,23 @@ def _assert_same(expected, got):
 @pytest.mark.parametrize("beam", [1, 4])
 @pytest.mark.parametrize("cell", CELLS)
 def test_techniques_change_no_output(cell, beam):
-    out = _decode(cell, beam, singles=cell in ("lrn", "gru"))
-    for got in out.values():
-        _assert_same(out["off"], got)
+    fewer = (1, 2) if beam > 1 else ()
+    out = _decode(cell, beam, singles=cell in ("lrn", "gru"), fewer=fewer)
+    for name, got in out.items():
+        _assert_same(out["off"], got, int(name[3:]) if name.startswith("on@") else None)
     steps_off, steps_on = out["off"][2], out["on"][2]
     assert (steps_off == steps_off.max()).all(), "without dropping, every sentence runs to the end"
     assert (steps_on <= steps_off).all() and steps_on.min() < steps_off.max()
+    for n in fewer:  # fewer hypotheses to make final: never more steps
+        assert (out[f"on@{n}"][2] <= steps_on).all()
+
+
+def test_stopping_at_the_n_best_runs_fewer_steps():
+    """With decode_stop_at_n_best a sentence whose best finished hypothesis is final stops
+    before its last beam slot is: fewer steps for the 1-best than for the whole beam."""
+    out = _decode("lrn", 4, fewer=(1,))
+    _assert_same(out["off"], out["on@1"], 1)
+    assert out["on@1"][2].sum() < out["on"][2].sum()
 
 
 @pytest.mark.parametrize("shared", [False, True])
@@ -123,7 +139,8 @@ def test_early_stop_runs_fewer_steps():
             sess.run(init)
             randomize(sess, scale=1.0, seed=3)
             src = pad(random_sentences(np.random.default_rng(0), 9, 20, max_len=6))
-            (_, _, a), (ids, scores, b) = (t.run_with_details(sess, src) for t in (exact, early))
+            # Both against the whole beam's bar (early stop does not take the n-th best's).
+            (_, _, a), (ids, scores, b) = (t.run_with_details(sess, src, 4) for t in (exact, early))
     assert (b["steps"] <= a["steps"]).all() and b["steps"].sum() < a["steps"].sum()
     assert np.isfinite(scores[:, 0]).all() and (scores[:, 0] > NEG_INF / 10).all()
     assert all(3 in row for row in ids[:, 0].tolist())  # EOS

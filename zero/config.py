@@ -357,8 +357,10 @@ SCHEMA = {
     "decode_vocab_table": Key(
         True,
         bool,
-        "decoder layer 0's first input projection of every target word computed once per "
-        "loaded model, looked up at each step (exact; memory: target vocabulary x projection)",
+        "target-vocabulary tables computed once per loaded model, not per batch: decoder "
+        "layer 0's first input projection of every word (looked up at each step) and, without "
+        "a shortlist, the output layer's transposed embedding (exact; memory: target "
+        "vocabulary x (projection + 2 x embedding))",
         "decoding",
     ),
     "decode_shared_memory": Key(
@@ -389,6 +391,15 @@ SCHEMA = {
         "the decoder's higher cells read the attention context times their W as the average "
         "of the encoder memory times W, computed once per batch, not a product per step "
         "(exact; memory: batch x source length x the decoder's higher projections)",
+        "decoding",
+    ),
+    "decode_stop_at_n_best": Key(
+        True,
+        bool,
+        "a sentence's beam stops when no alive hypothesis can beat the n-th best finished one, "
+        "n the hypotheses asked for (n_best, the server's request), not the beam's last "
+        "(exact for those n: the same hypotheses and scores; the others may differ; not "
+        "with decode_early_stop)",
         "decoding",
     ),
     "decode_early_stop": Key(

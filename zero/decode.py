@@ -19,11 +19,12 @@ v1 = tf.compat.v1
 # together they give the original search, which the tests and `bench decode` compare with.
 TECHNIQUES = (
     "decode_drop_finished",  # finished sentences leave the running batch
-    "decode_vocab_table",  # layer 0's first projection of every target word, looked up
+    "decode_vocab_table",  # per-model vocabulary tables: layer 0's projection, output layer
     "decode_shared_memory",  # a sentence's memory and keys read by its K hypotheses, untiled
     "decode_row_topk",  # each hypothesis's best words found blockwise, no [N, V] mask
     "decode_row_normalizer",  # with row top-k: log-probabilities of the kept words only
     "decode_projected_memory",  # context x W as the average of memory x W (once per batch)
+    "decode_stop_at_n_best",  # a beam stops once its n best finished (n asked for) are final
 )
 
 
@@ -39,24 +40,32 @@ class _Member:
         self.cache = [cache[k] for k in self.keys]
         # Built here, outside the search loop: once per run, not once per step.
         self.constants = model.inference_constants(output_ids, pad_to)
-        self.table = self.refresh = None
+        self.table, refresh = None, []
         if config.decode_vocab_table:
-            self._cached_table()
+            # Once per loaded model, not once per batch: layer 0's projection of every target
+            # word, the embedding the steps read and, without a shortlist (whose rows change
+            # with the batch), the output layer's transposed and padded embedding.
+            self.table = self._cached("vocab_table", model.vocab_table(self.constants), refresh)
+            kept = ["tgt_emb"] + (["out_emb_t", "out_bias"] if output_ids is None else [])
+            for name in kept:
+                if name in self.constants:
+                    self.constants[name] = self._cached(name, self.constants[name], refresh)
+        self.refresh = tf.group(*refresh) if refresh else None
 
-    def _cached_table(self):
-        """The vocabulary table in a variable of its own (not a model weight: not saved),
-        computed once per loaded model by `refresh`, not once per batch."""
-        table = self.model.vocab_table(self.constants)
+    def _cached(self, name, value, refresh):
+        """`value` in a variable of its own (not a model weight: not saved), assigned by the
+        op appended to `refresh`; its read is what the graph uses. Named with its width:
+        translators with and without padded output columns may share a graph."""
         with v1.variable_scope(f"decoding/{self.model.scope}", reuse=v1.AUTO_REUSE):
             cached = v1.get_variable(
-                "vocab_table",
-                table.shape,
+                f"{name}_{value.shape[-1]}",
+                value.shape,
                 initializer=v1.zeros_initializer(),
                 trainable=False,
                 collections=[v1.GraphKeys.LOCAL_VARIABLES],
             )
-        self.refresh = cached.assign(table).op
-        self.table = cached.read_value()
+        refresh.append(cached.assign(value).op)
+        return cached.read_value()
 
     def step(self, ids, states, cache, beam):
         cache = dict(zip(self.keys, cache, strict=True))
@@ -87,7 +96,12 @@ class Translator:
         cache = [c for m in self.members for c in m.cache]
         search_fn = self._search(config, scorer)
         max_lengths = max_lengths_of(lengths, config)
-        self.ids, self.scores, steps = search_fn(states, cache, max_lengths)
+        # The hypotheses the caller reads, fed per run (the server's requests differ): with
+        # decode_stop_at_n_best a sentence stops once its n best are final.
+        self.n_best = v1.placeholder_with_default(
+            min(config.n_best, config.beam_size), [], name="decode_n_best"
+        )
+        self.ids, self.scores, steps = search_fn(states, cache, max_lengths, self.n_best)
         # What `bench decode` reads: the decoder steps each sentence ran and how many words the
         # output layer scored (the vocabulary, or the batch's shortlist).
         size = tf.constant(models[0].tgt_vocab_size) if word_ids is None else tf.size(word_ids)
@@ -97,9 +111,15 @@ class Translator:
         drop = config.decode_drop_finished
         if config.beam_size <= 1:
             return search.Greedy(self._step, scorer, drop)
-        shared, early = config.decode_shared_memory, config.decode_early_stop
         return search.BeamSearch(
-            self._step, scorer, config.beam_size, config.length_penalty, drop, shared, early
+            self._step,
+            scorer,
+            config.beam_size,
+            config.length_penalty,
+            drop,
+            config.decode_shared_memory,
+            config.decode_early_stop,
+            config.decode_stop_at_n_best,
         )
 
     def _step(self, ids, states, cache, beam=None):
@@ -126,11 +146,13 @@ class Translator:
         """The weights changed (training): recompute the tables before the next batch."""
         self._ready = weakref.WeakSet()
 
-    def run(self, sess, batch):
-        """batch [B, S] -> (ids [B, K, T], scores [B, K])."""
-        return self.run_with_details(sess, batch)[:2]
+    def run(self, sess, batch, n_best=None):
+        """batch [B, S] -> (ids [B, K, T], scores [B, K]). n_best: the hypotheses read (the
+        config's n_best unless given); with decode_stop_at_n_best only the first n_best of
+        each sentence are those of the whole search."""
+        return self.run_with_details(sess, batch, n_best)[:2]
 
-    def run_with_details(self, sess, batch):
+    def run_with_details(self, sess, batch, n_best=None):
         """batch [B, S] -> (ids [B, K, T], scores [B, K], {steps: decoder steps each sentence
         ran [B], output_size: words the output layer scored})."""
         if self.refresh is not None:
@@ -138,15 +160,18 @@ class Translator:
                 if sess not in self._ready:
                     sess.run(self.refresh)
                     self._ready.add(sess)
-        return sess.run([self.ids, self.scores, self.details], {self.src: batch})
+        feed = {self.src: batch}
+        if n_best is not None:
+            feed[self.n_best] = n_best
+        return sess.run([self.ids, self.scores, self.details], feed)
 
-    def run_batches(self, sess, batches, details=False, source=lambda batch: batch):
+    def run_batches(self, sess, batches, details=False, source=lambda batch: batch, n_best=None):
         """Yield (batch, run's result on source(batch)) for each of `batches` in order,
         decoding decode_parallel_batches of them at once (session runs are thread-safe)."""
         with_details = self.run_with_details if details else self.run
 
         def run(sess, batch):
-            return with_details(sess, source(batch))
+            return with_details(sess, source(batch), n_best)
 
         workers = max(self.config.decode_parallel_batches, 1)
         if workers == 1:
@@ -204,7 +229,8 @@ def translate_batches(sess, translator, batches, tgt_vocab, n_best=1, log=None):
     results = {}
     done, start, last_log = 0, time.time(), time.time()
     total = getattr(batches, "num_lines", None)
-    for batch, (ids, scores) in translator.run_batches(sess, batches, source=batch_src):
+    found = translator.run_batches(sess, batches, source=batch_src, n_best=n_best)
+    for batch, (ids, scores) in found:
         for row, index in enumerate(batch["index"]):
             results[int(index)] = hypotheses(ids[row], scores[row], tgt_vocab, n_best)
         done += len(batch["index"])

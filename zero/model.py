@@ -250,7 +250,7 @@ class Model:
             out = tgt_emb if output_ids is None else tf.gather(tgt_emb, output_ids)
             constants = {"tgt_emb": tgt_emb, "bias": bias, "out_emb_t": tf.transpose(out)}
             if pad_to:
-                size = tf.shape(out)[0]
+                size = out.shape[0] if output_ids is None else tf.shape(out)[0]  # static if known
                 pad = (pad_to - size % pad_to) % pad_to
                 constants["out_emb_t"] = tf.pad(constants["out_emb_t"], [[0, 0], [0, pad]])
                 constants["out_bias"] = tf.concat([tf.zeros([size]), tf.fill([pad], -np.inf)], 0)

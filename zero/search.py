@@ -10,15 +10,18 @@ which also creates every decoder variable outside the loop. A `Scorer` turns a s
 into candidates (zero/candidates.py).
 
 The beam keeps K alive hypotheses and K finished ones ranked by the GNMT length-normalised
-score. A sentence is done when no alive hypothesis can still beat its worst finished one even
-at the maximum length (an exact bound: log-probabilities only fall and, for alpha >= 0, the
-penalty only grows), or when it reached its maximum length. `early_stop` (approximate) takes
-the bound at the next length instead, as if longer hypotheses could not gain from the penalty:
-sentences stop near their output length rather than near the bound's. With `drop_finished` a done
-sentence leaves the loop: its hypotheses are written to the output and its rows removed from
-every loop tensor, so later steps compute only for sentences still running. Without it every
-sentence runs until the last one is done; the outputs are the same, since a done sentence's
-finished hypotheses can no longer change.
+score (best first). A sentence is done when no alive hypothesis can still beat its worst
+finished one even at the maximum length (an exact bound: log-probabilities only fall and, for
+alpha >= 0, the penalty only grows), or when it reached its maximum length. With
+`stop_at_n_best` (exact bound only) the bar is the n-th best finished one, n (1 <= n <= K, a
+tensor: fed per run) the hypotheses the caller reads: those n are then final, by the same
+bound, so they are the ones the whole search would give; the slots after them may differ.
+`early_stop` (approximate) takes the bound at the next length instead, as if longer
+hypotheses could not gain from the penalty: sentences stop near their output length rather
+than near the bound's. With `drop_finished` a done sentence leaves the loop: its hypotheses
+are written to the output and its rows removed from every loop tensor, so later steps compute
+only for sentences still running. Without it every sentence runs until the last one is done;
+the outputs are the same, since a done sentence's finished hypotheses can no longer change.
 
 Outputs: ids [B, K, T] best first, each hypothesis ending in EOS and padded with EOS (T is the
 longest maximum length of the batch), scores [B, K] (length-normalised; NEG_INF in an empty
@@ -60,14 +63,28 @@ class BeamSearch:
     """Beam search over `step` with beam size k (see the module docstring)."""
 
     def __init__(
-        self, step, scorer, k, alpha, drop_finished=True, shared_cache=True, early_stop=False
+        self,
+        step,
+        scorer,
+        k,
+        alpha,
+        drop_finished=True,
+        shared_cache=True,
+        early_stop=False,
+        stop_at_n_best=False,
     ):
         self.step, self.scorer = step, scorer
         self.k, self.alpha = int(k), float(alpha)
         self.drop_finished, self.shared_cache = drop_finished, shared_cache
-        self.early_stop = early_stop
+        self.early_stop, self.stop_at_n_best = early_stop, stop_at_n_best
+        self._nth = None  # the index of the finished hypothesis to beat; None: the last
 
-    def __call__(self, states, cache, max_lengths):
+    def __call__(self, states, cache, max_lengths, n_best=None):
+        """n_best: [] int32, the hypotheses the caller reads (with stop_at_n_best)."""
+        # Only with the exact bound: with early stop's, the n-th best as the bar changed ten
+        # times more test translations than the worst (README, "The decoding engine").
+        if self.stop_at_n_best and not self.early_stop and n_best is not None:
+            self._nth = tf.clip_by_value(n_best, 1, self.k) - 1
         s = self._start(states, cache, max_lengths)
         invariants = {key: self._invariant(key, value) for key, value in s.items()}
         s = tf.compat.v1.while_loop(
@@ -86,12 +103,16 @@ class BeamSearch:
         top_lp, top_ids = self.scorer.top(scores, k, max_lengths <= 1)
         is_eos = tf.equal(top_ids, EOS)
         longest = tf.reduce_max(max_lengths)
+        # Finished best first, as every step's top-k leaves them (the n-th best is a column).
+        fin_scores, order = tf.nn.top_k(
+            tf.where(is_eos, top_lp / length_penalty(1, self.alpha), NEG_INF), k
+        )
         s = {
             "t": tf.constant(1),
             "alive_seq": top_ids[:, :, None],
             "alive_lp": tf.where(is_eos, NEG_INF, top_lp),
-            "fin_seq": top_ids[:, :, None],
-            "fin_scores": tf.where(is_eos, top_lp / length_penalty(1, self.alpha), NEG_INF),
+            "fin_seq": tf.gather(top_ids, order, batch_dims=1)[:, :, None],
+            "fin_scores": fin_scores,
             "rows": tf.range(batch),
             "max_len": max_lengths,
             "states": [_tile(x, k) for x in states],
@@ -122,8 +143,11 @@ class BeamSearch:
         # the bound at the next length instead of the maximum one.
         length = s["t"] + 1 if self.early_stop else s["max_len"]
         best = tf.reduce_max(s["alive_lp"], 1) / length_penalty(length, self.alpha)
-        worst_finished = tf.reduce_min(s["fin_scores"], 1)
-        return (best > worst_finished) & (s["t"] < s["max_len"])
+        if self._nth is None:
+            bar = tf.reduce_min(s["fin_scores"], 1)  # the worst finished
+        else:
+            bar = tf.gather(s["fin_scores"], self._nth, axis=1)  # the n-th best finished
+        return (best > bar) & (s["t"] < s["max_len"])
 
     def _more(self, s):
         return tf.reduce_any(s["improve"])
@@ -207,7 +231,8 @@ class Greedy:
     def __init__(self, step, scorer, drop_finished=True):
         self.step, self.scorer, self.drop_finished = step, scorer, drop_finished
 
-    def __call__(self, states, cache, max_lengths):
+    def __call__(self, states, cache, max_lengths, n_best=None):
+        """n_best: ignored (one hypothesis)."""
         batch = tf.shape(max_lengths)[0]
         scores, states = self.step(tf.fill([batch], BOS), states, cache, None)
         best_lp, best = self.scorer.best(scores, max_lengths <= 1)

@@ -60,7 +60,10 @@ class RawTranslator:
         budget = batch_tokens or self.config.decode_batch_tokens
         rows = [order[a:b] for a, b in cut_batches(order, lens + 1, None, budget)]
         batches = translator.run_batches(
-            self.loaded.sess, rows, source=lambda rows: pad_rows(flat, offsets, lens, rows)[0]
+            self.loaded.sess,
+            rows,
+            source=lambda rows: pad_rows(flat, offsets, lens, rows)[0],
+            n_best=n_best,
         )
         for rows, (ids, scores) in batches:
             for k, row in enumerate(rows):
