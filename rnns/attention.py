@@ -23,8 +23,9 @@ MASKED_SCORE = -1e9
 def mask_bias(memory_mask):
     """memory_mask [B, S] (1 = a position to attend to) -> [B, S] added to the scores: 0 or
     MASKED_SCORE. Made once per memory: a step then adds it instead of rebuilding a boolean
-    mask and selecting. A score plus MASKED_SCORE rounds to MASKED_SCORE in float32 (its ulp
-    is 64), so the weights are those of setting masked scores to it."""
+    mask and selecting. A masked score lands about 1e9 below every unmasked one, so its weight
+    is exactly 0 as when set to MASKED_SCORE (a fully masked row, which a source with its EOS
+    never gives, is uniform while its scores stay under 32, half the float32 spacing there)."""
     return (1.0 - tf.cast(memory_mask, tf.float32)) * MASKED_SCORE
 
 
