@@ -81,8 +81,10 @@ class BeamSearch:
 
     def __call__(self, states, cache, max_lengths, n_best=None):
         """n_best: [] int32, the hypotheses the caller reads (with stop_at_n_best)."""
-        # Only with the exact bound: with early stop's, the n-th best as the bar changed ten
-        # times more test translations than the worst (README, "The decoding engine").
+        # Only with the exact bound: with early stop's, the n-th best as the bar changed 203
+        # of 2000 test translations, the worst finished 77 (README, "The decoding engine").
+        # Set on every call: a graph may build this search more than once.
+        self._nth = None
         if self.stop_at_n_best and not self.early_stop and n_best is not None:
             self._nth = tf.clip_by_value(n_best, 1, self.k) - 1
         s = self._start(states, cache, max_lengths)
