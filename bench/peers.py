@@ -401,7 +401,7 @@ def _report_budget(results, budget):
 
 
 def _ratios(rows, cells, column):
-    """ "GRU 1.62x, LRN 1.85x": each of our cells' `column` over the peer's."""
+    """Each of our cells' `column` over the peer's, as in "GRU 1.62x, LRN 1.85x"."""
     peer = rows["OpenNMT-tf GRU"][column]
     ours = (rows[f"ours {common.shown(c)}"][column] for c in cells)
     return ", ".join(f"{common.shown(c)} {v / peer:.2f}x" for c, v in zip(cells, ours, strict=True))
