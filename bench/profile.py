@@ -91,8 +91,7 @@ def build(args, data_dir):
     sess = make_session(config, graph)
     sess.run(init)
     if args.decode:
-        if translator.refresh is not None:  # its per-model tables (decode_vocab_table)
-            sess.run(translator.refresh)
+        translator.prepare(sess)  # the steps read its per-model tables
         src = _decode_source(data_dir, src_vocab, args.decode)
         fetches = [translator.ids, translator.scores]
         return sess, {translator.src: src}, fetches, f"{src.shape} decoded", None

@@ -142,6 +142,15 @@ class Translator:
             total /= len(self.members)
         return total, new_states
 
+    def prepare(self, sess):
+        """Fill the per-model tables in `sess` unless they are up to date: needed before
+        running self.ids directly (run and run_with_details call it)."""
+        if self.refresh is not None:
+            with self._refreshing:
+                if sess not in self._ready:
+                    sess.run(self.refresh)
+                    self._ready.add(sess)
+
     def invalidate(self):
         """The weights changed (training): recompute the tables before the next batch."""
         self._ready = weakref.WeakSet()
@@ -155,11 +164,7 @@ class Translator:
     def run_with_details(self, sess, batch, n_best=None):
         """batch [B, S] -> (ids [B, K, T], scores [B, K], {steps: decoder steps each sentence
         ran [B], output_size: words the output layer scored})."""
-        if self.refresh is not None:
-            with self._refreshing:
-                if sess not in self._ready:
-                    sess.run(self.refresh)
-                    self._ready.add(sess)
+        self.prepare(sess)
         feed = {self.src: batch}
         if n_best is not None:
             feed[self.n_best] = n_best
