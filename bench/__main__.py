@@ -20,6 +20,7 @@ BENCHMARKS = {
     "data": "bench.data",
     "precision": "bench.precision",
     "profile": "bench.profile",
+    "step": "bench.step",
     "table": "bench.table",
     "loop": "bench.loop",
     "peers": "bench.peers",
