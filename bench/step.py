@@ -116,6 +116,8 @@ def measure(cell, data, sets, threads, sentences, iterations, runs):
     most = max(sentences)
     path = os.path.join(data, "test.bpe.en")
     src = next(iter(EvalBatches(path, src_vocab, batch_size=most, limit=most)))["src"]
+    if len(src) < most:
+        raise SystemExit(f"{path} has {len(src)} sentences: --sentences asks for {most}")
     half = iterations // 2
     per_step = {}
     for n in sentences:
