@@ -15,8 +15,8 @@ A least-squares line through ms per step against sentences splits a step into a 
 (ops that cost the same for one sentence as for many: op dispatch, reading the weights of
 small products) and a part per sentence. The last line compares the cost of one sentence's
 step in a batch of 8 (the server with 8 clients, each waiting for its answer) with that in the
-largest batch: the share of translate mode's throughput that the server's engine can reach at
-best, before length sorting and HTTP. --kernels sets TensorFlow's oneDNN switch for this run
+largest batch: about the share of translate mode's throughput that the server's engine can
+reach, before length sorting, parallel batches and HTTP. --kernels sets TensorFlow's oneDNN switch for this run
 (`tensorflow`: its own kernels, as serve mode runs by default; `onednn`; `default`: left as is).
 """
 
