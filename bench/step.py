@@ -16,8 +16,9 @@ A least-squares line through ms per step against sentences splits a step into a 
 small products) and a part per sentence. The last line compares the cost of one sentence's
 step in a batch of 8 (the server with 8 clients, each waiting for its answer) with that in the
 largest batch: about the share of translate mode's throughput that the server's engine can
-reach, before length sorting, parallel batches and HTTP. --kernels sets TensorFlow's oneDNN switch for this run
-(`tensorflow`: its own kernels, as serve mode runs by default; `onednn`; `default`: left as is).
+reach, before length sorting, parallel batches and HTTP. --kernels sets TensorFlow's oneDNN
+switch for this run (`tensorflow`: its own kernels, as serve mode runs by default; `onednn`;
+`default`: left as is).
 """
 
 import os
