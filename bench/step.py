@@ -1,6 +1,6 @@
 """What one beam-search decoder step costs per batch size: its fixed part and its part per sentence.
 
-    python -m bench step [CELL] [--sentences 1 8 32 100] [--iterations 40] [--runs 5]
+    python -m bench step [CELL] [--sentences 1 8 32 100] [--iterations 60] [--runs 5]
         [--data DIR] [--set KEY=VALUE ...] [--threads 0] [--kernels default]
     smoke run: python -m bench step lrn --sentences 1 2 --iterations 4 --runs 1
 
@@ -43,7 +43,7 @@ def add_arguments(parser):
         help="batch sizes in sentences (1 8 32 100)",
     )
     parser.add_argument(
-        "--iterations", type=int, default=40, help="decoder steps of the longer runs (40)"
+        "--iterations", type=int, default=60, help="decoder steps of the longer runs (60)"
     )
     parser.add_argument("--runs", type=int, default=5, help="timed runs per batch size (5)")
     parser.add_argument(
@@ -54,7 +54,7 @@ def add_arguments(parser):
     )
 
 
-def fixed_steps_translator(config, iterations):
+def fixed_steps_translator(iterations):
     """A Translator class whose beam search runs `iterations` steps for every sentence."""
     import tensorflow as tf
 
@@ -108,7 +108,7 @@ def measure(cell, data, sets, threads, sentences, iterations, runs):
     with graph.as_default():
         model = TrainGraph(config, src_size, tgt_size).model
         steps = v1.placeholder_with_default(iterations, [], name="iterations")
-        translator = fixed_steps_translator(config, steps)([model], config)
+        translator = fixed_steps_translator(steps)([model], config)
         init = v1.global_variables_initializer()
     sess = make_session(config, graph)
     sess.run(init)

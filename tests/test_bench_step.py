@@ -18,7 +18,7 @@ def test_fixed_steps_search_runs_every_sentence_the_steps_asked_for():
     with tf.Graph().as_default():
         model = Model(base, 20, 20)
         steps = v1.placeholder_with_default(5, [])
-        fixed = fixed_steps_translator(base, steps)([model], base)
+        fixed = fixed_steps_translator(steps)([model], base)
         real = Translator([model], tiny_config(beam_size=4, max_decode_extra=6))
         init = v1.global_variables_initializer()
         with make_session() as sess:
