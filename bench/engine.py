@@ -99,7 +99,12 @@ def variant_configs(config):
     paths["bfloat16"] = {**on, "precision": "bfloat16"}
     paths["early stop"] = {**on, "decode_early_stop": True}
     paths[SHORTER] = {**on, "max_decode_factor": 1.5, "max_decode_extra": 10}
-    paths[SAMPLE] = {**paths[SHORTER], "decode_early_stop": True}
+    # The sample configs also leave the projected memory off (one decoder layer).
+    paths[SAMPLE] = {
+        **paths[SHORTER],
+        "decode_early_stop": True,
+        "decode_projected_memory": False,
+    }
     paths["shortlist+early stop"] = {**paths["early stop"], "shortlist": config.shortlist}
     paths["shortlist"] = {**on, "shortlist": config.shortlist}
     paths["shortlist+bfloat16"] = {**on, "shortlist": config.shortlist, "precision": "bfloat16"}
