@@ -270,6 +270,15 @@ def _read_pairs(data_dir, max_len, pool):
     return pairs
 
 
+def test_sources(data_dir, src_vocab, sentences):
+    """The first `sentences` sentences of the sample test set (test.bpe.en) as one padded
+    batch of source ids [B, S], as test mode batches them."""
+    from zero.batching import EvalBatches
+
+    path = os.path.join(data_dir, "test.bpe.en")
+    return next(iter(EvalBatches(path, src_vocab, batch_size=sentences, limit=sentences)))["src"]
+
+
 def train_batch(data_dir, src_vocab, tgt_vocab, tokens=2000, max_len=80, pool=20000):
     """One fixed training batch of real sample sentences, as token batching builds them.
 

@@ -64,13 +64,6 @@ def part(name):
     return "other (embeddings, dropout, loss sums)"
 
 
-def _decode_source(data_dir, src_vocab, sentences):
-    from zero.batching import EvalBatches
-
-    path = os.path.join(data_dir, "test.bpe.en")
-    return next(iter(EvalBatches(path, src_vocab, batch_size=sentences, limit=sentences)))["src"]
-
-
 def build(args, data_dir):
     """(session, feed, fetches, what is run, analytic FLOPs or None) of the profiled step."""
     from zero.decode import Translator
@@ -92,7 +85,7 @@ def build(args, data_dir):
     sess.run(init)
     if args.decode:
         translator.prepare(sess)  # the steps read its per-model tables
-        src = _decode_source(data_dir, src_vocab, args.decode)
+        src = common.test_sources(data_dir, src_vocab, args.decode)
         fetches = [translator.ids, translator.scores]
         return sess, {translator.src: src}, fetches, f"{src.shape} decoded", None
     b, s = src.shape

@@ -93,7 +93,6 @@ def measure(cell, data, sets, threads, sentences, iterations, runs):
     CPU kernels are chosen before TensorFlow loads)."""
     import tensorflow as tf
 
-    from zero.batching import EvalBatches
     from zero.session import make_session
     from zero.train_graph import TrainGraph
     from zero.vocab import Vocab, load_vocabs
@@ -113,11 +112,10 @@ def measure(cell, data, sets, threads, sentences, iterations, runs):
     sess = make_session(config, graph)
     sess.run(init)
     translator.prepare(sess)
-    src_vocab = Vocab.load(os.path.join(data, "vocab.en"))
     most = max(sentences)
-    path = os.path.join(data, "test.bpe.en")
-    src = next(iter(EvalBatches(path, src_vocab, batch_size=most, limit=most)))["src"]
+    src = common.test_sources(data, Vocab.load(os.path.join(data, "vocab.en")), most)
     if len(src) < most:
+        path = os.path.join(data, "test.bpe.en")
         raise SystemExit(f"{path} has {len(src)} sentences: --sentences asks for {most}")
     half = iterations // 2
     per_step = {}
