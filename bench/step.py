@@ -69,15 +69,7 @@ def fixed_steps_translator(iterations):
             return s["t"] < iterations
 
     class FixedStepsTranslator(Translator):
-        def _search(self, config, scorer):
-            return FixedSteps(
-                self._step,
-                scorer,
-                config.beam_size,
-                config.length_penalty,
-                config.decode_drop_finished,
-                config.decode_shared_memory,
-            )
+        beam_search = FixedSteps
 
     return FixedStepsTranslator
 

@@ -79,6 +79,8 @@ class Translator:
     the average of several models' log-probabilities, with the techniques of TECHNIQUES as the
     config says and, when given, an output shortlist (zero/shortlist.py)."""
 
+    beam_search = search.BeamSearch  # a subclass may search otherwise (bench/step.py)
+
     def __init__(self, models, config, src=None, shortlist=None):
         self.config = config
         # `src` [B, S] ids computed in the graph (export maps strings to ids); else fed.
@@ -111,7 +113,7 @@ class Translator:
         drop = config.decode_drop_finished
         if config.beam_size <= 1:
             return search.Greedy(self._step, scorer, drop)
-        return search.BeamSearch(
+        return self.beam_search(
             self._step,
             scorer,
             config.beam_size,
